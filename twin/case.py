@@ -131,11 +131,20 @@ class SwitchgearModel(_Strict):
 
 
 class ServerModel(_Strict):
+    @model_validator(mode="after")
+    def _check(self):
+        if self.server_overhead_idle_kw > self.server_overhead_kw:
+            raise ValueError(f"server_overhead_idle_kw ({self.server_overhead_idle_kw}) exceeds server_overhead_kw "
+                             f"({self.server_overhead_kw})")
+        return self
+
     description: str = ""
     gpus_per_server: int = Field(ge=1, le=72, description="GPUs per server, 1-72")
     gpu_kw: float = Q("GPU power at full training load in kW", gt=0, le=5)
     gpu_idle_fraction: float = Q("GPU idle power as a fraction of full power", ge=0, le=1)
-    server_overhead_kw: float = Q("server power other than GPUs (CPUs, memory, fans, PSU loss) in kW", ge=0, le=50)
+    server_overhead_kw: float = Q("server power other than GPUs (CPUs, memory, fans, PSU loss) at full load in kW",
+                                  ge=0, le=50)
+    server_overhead_idle_kw: float = Q("server power other than GPUs at idle in kW", ge=0, le=50)
     power_factor: float = Q("power factor", gt=0.5, le=1)
 
 
