@@ -600,7 +600,7 @@ class Case:
         for op in self.spec.operating_points:
             if op.name == name:
                 return op
-        raise KeyError(f"{self.path}: no operating point '{name}' (have {[o.name for o in self.spec.operating_points]})")
+        raise CaseError(f"{self.path}: no operating point '{name}' (have {[o.name for o in self.spec.operating_points]})")
 
 
 def _model_search_dirs(case_path: Path) -> list[Path]:

@@ -22,18 +22,18 @@ class StudyResult:
     summary: dict = field(default_factory=dict)
 
 
-def _registry() -> dict[str, Callable]:
-    from . import contingency, loadflow, shortcircuit
-
-    return {"loadflow": loadflow.run, "shortcircuit": shortcircuit.run, "contingency": contingency.run}
+# study name -> module under twin.studies, in the order ``twin run`` runs them (imported when used)
+STUDIES = {"loadflow": "loadflow", "shortcircuit": "shortcircuit", "contingency": "contingency"}
 
 
 def names() -> list[str]:
-    return list(_registry())
+    return list(STUDIES)
 
 
 def get(name: str) -> Callable:
-    reg = _registry()
-    if name not in reg:
-        raise KeyError(f"no study '{name}': known studies are {list(reg)}")
-    return reg[name]
+    """The ``run(case, net=None)`` function of a study."""
+    import importlib
+
+    if name not in STUDIES:
+        raise KeyError(f"no study '{name}': known studies are {names()}")
+    return importlib.import_module(f"{__name__}.{STUDIES[name]}").run
