@@ -56,6 +56,7 @@ BAD = [
     ('operating_points = ["training_peak"]', 'operating_points = ["peak"]', "contingency.operating_points[0]",
      "found 'peak'"),
     ("gpu_count = 1256", "gpu_count = 1255", "halls[3].gpu_count", "multiple of gpus_per_server"),
+    ("battery_p_mw = -4.0", "battery_p_mw = -5.0", "operating_points[4].battery_p_mw", "+/-4 MW"),
     ('timezone = "Asia/Shanghai"', 'timezone = "Asia/Shanghia"', "site", "time zone"),
 ]
 

@@ -750,6 +750,23 @@ def _resolve_all(path: Path, spec: CaseSpec) -> tuple[dict, dict]:
     return cache, mpaths
 
 
+def _check_operating_points(path: Path, spec: CaseSpec, models: dict) -> None:
+    """Operating points must ask only for what the campus has: battery power within the PCS rating, cooling
+    only with a cooling plant."""
+    p_max = 0.0
+    if spec.battery is not None:
+        p_max = len(spec.battery.containers) * models[("pcs", spec.battery.pcs)].p_rated_mw
+    for i, op in enumerate(spec.operating_points):
+        if op.battery_p_mw != "hold_cap":
+            lim = p_max if op.battery_in_service else 0.0
+            if abs(op.battery_p_mw) > lim + 1e-9:
+                raise CaseError(f"{path}: key 'operating_points[{i}].battery_p_mw': expected a value within "
+                                f"+/-{lim:g} MW (the in-service PCS rating), found {op.battery_p_mw:g}")
+        if op.cooling_kw_per_kw_it > 0 and not spec.cooling_plants:
+            raise CaseError(f"{path}: key 'operating_points[{i}].cooling_kw_per_kw_it': expected 0 for a case "
+                            f"without cooling_plants, found {op.cooling_kw_per_kw_it:g}")
+
+
 def load_case(case: str | Path | None = None) -> Case:
     """Load and check a study case.
 
@@ -775,6 +792,7 @@ def load_case(case: str | Path | None = None) -> Case:
     spec = _validate(path, CaseSpec, data)
     _check_refs(path, spec)
     models, mpaths = _resolve_all(path, spec)
+    _check_operating_points(path, spec, models)
     h = hashlib.sha256()
     h.update(path.read_bytes())
     for key in sorted(mpaths):

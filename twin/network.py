@@ -20,7 +20,7 @@ import pandapower as pp
 
 from . import load as loadmod
 from .battery import ratings as battery_ratings
-from .case import Case, CaseError, OperatingPoint
+from .case import Case, OperatingPoint
 
 __all__ = ["build_net", "apply_operating_point", "run_loadflow", "grid_import", "plot_single_line", "power_balance"]
 
@@ -386,11 +386,7 @@ def apply_operating_point(net, case: Case, op: OperatingPoint | str, *, copy_net
             p_b = new
         setpoint = p_b
     else:
-        setpoint = float(op.battery_p_mw)
-        if abs(setpoint) > p_max + 1e-9:
-            i = [o.name for o in case.spec.operating_points].index(op.name)
-            raise CaseError(f"{case.path}: key 'operating_points[{i}].battery_p_mw': expected a value within "
-                            f"+/-{p_max:g} MW (the in-service PCS rating), found {setpoint:g}")
+        setpoint = float(op.battery_p_mw)  # within the in-service rating: checked when the case is loaded
     _set_battery(net, setpoint)
     net["operating_point"] = op.name
     net["battery_setpoint_mw"] = setpoint
