@@ -112,6 +112,6 @@ def test_loadflow_matches_a_plain_pandapower_run(seed_case, seed_net):
     """The study's voltages are those of a plain pandapower.runpp on the same net."""
     r = loadflow.run(seed_case, seed_net)
     net = apply_operating_point(seed_net, seed_case, "midday_pv_light_load")
-    pp.runpp(net, trafo_model="pi", tolerance_mva=1e-9)
+    pp.runpp(net, trafo_model="pi", tolerance_mva=1e-9, consider_line_temperature=True)
     np.testing.assert_allclose(r.dataset.vm_pu.sel(operating_point="midday_pv_light_load").values,
                                net.res_bus.vm_pu.values, atol=1e-8)

@@ -70,13 +70,14 @@ class CableModel(_Strict):
     conductor: Literal["copper", "aluminium"]
     insulation: Literal["xlpe", "epr", "pvc"]
     cross_section_mm2: float = Q("conductor cross-section in mm2", gt=1, le=3000)
-    r_ohm_per_km: float = Q("positive-sequence resistance in ohm/km", gt=0, le=20)
+    r_ohm_per_km: float = Q("positive-sequence resistance at 20 degC in ohm/km", gt=0, le=20)
     x_ohm_per_km: float = Q("positive-sequence reactance in ohm/km", ge=0, le=5)
     c_nf_per_km: float = Q("capacitance in nF/km", ge=0, le=5000)
     r0_ohm_per_km: float = Q("zero-sequence resistance in ohm/km", gt=0, le=100)
     x0_ohm_per_km: float = Q("zero-sequence reactance in ohm/km", ge=0, le=20)
     c0_nf_per_km: float = Q("zero-sequence capacitance in nF/km", ge=0, le=5000)
     max_i_ka: float = Q("continuous current rating in kA", gt=0, le=10)
+    alpha_per_k: float = Q("temperature coefficient of conductor resistance in 1/K", gt=0, le=0.01)
     t_max_degc: float = Q("continuous conductor temperature limit in degC", gt=40, le=120)
     t_sc_max_degc: float = Q("short-circuit conductor temperature limit in degC", gt=100, le=400)
     k_adiabatic: float = Q("adiabatic factor k in A*s^0.5/mm2", gt=50, le=250)

@@ -80,7 +80,7 @@ def _line(net, case, name, fb, tb, cable_name, length_km, zone, role):
         net, fb, tb, length_km=length_km, r_ohm_per_km=c.r_ohm_per_km, x_ohm_per_km=c.x_ohm_per_km,
         c_nf_per_km=c.c_nf_per_km, max_i_ka=c.max_i_ka, name=name, type="cs",
         r0_ohm_per_km=c.r0_ohm_per_km, x0_ohm_per_km=c.x0_ohm_per_km, c0_nf_per_km=c.c0_nf_per_km,
-        endtemp_degree=c.t_sc_max_degc)
+        endtemp_degree=c.t_sc_max_degc, alpha=c.alpha_per_k, temperature_degree_celsius=c.t_max_degc)
     net.line.loc[idx, "zone"] = zone
     net.line.loc[idx, "role"] = role
     net.line.loc[idx, "cable"] = cable_name
@@ -344,11 +344,15 @@ def grid_import(net) -> tuple[float, float]:
 
 
 def run_loadflow(net) -> None:
-    """pandapower Newton-Raphson load flow with the options every study uses."""
+    """pandapower Newton-Raphson load flow with the options every study uses.
+
+    Cable resistance is taken at the conductor's continuous temperature limit (90 degC for XLPE, from R20 and
+    alpha; pandapower's ``consider_line_temperature``): conservative for voltage drop and losses.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pp.runpp(net, algorithm="nr", calculate_voltage_angles=True, init="dc", trafo_model="pi",
-                 max_iteration=30, tolerance_mva=1e-9)
+                 max_iteration=30, tolerance_mva=1e-9, consider_line_temperature=True)
 
 
 def apply_operating_point(net, case: Case, op: OperatingPoint | str, *, copy_net: bool = True):
