@@ -1,0 +1,865 @@
+"""The study report: one self-contained HTML page for a power engineer reviewing a grid-connection study.
+
+:func:`write_html` writes ``report.html`` into a run's output folder from what the runner already holds: the case,
+``summary.json``, the check rows (``checks.csv``), each study's Dataset and the pandapower net. The page has the
+case identity (title, site, SHA-256, library versions), an overview of PASS/WARN/FAIL per study, the headline
+findings in words (grid import against the firm cap, worst voltage, worst loading, short-circuit margin, N-1 load
+lost), the single-line diagram, result figures, the FAIL and WARN rows and, folded away, every check row.
+:func:`render_html` returns the same page as a string (for a notebook: ``IPython.display.HTML``).
+
+Figures are drawn on :class:`matplotlib.figure.Figure` objects rendered by the Agg canvas and embedded as base64
+PNG: no pyplot state is touched (a notebook's backend is left alone) and the page needs no other file. Each
+figure is drawn only from the variables that exist, so a study that is absent or that lacks a variable leaves its
+figure out; a variable that exists but holds no numbers is an error (:class:`ValueError`) and nothing is written.
+The page is written atomically (a temporary file in ``out_dir``, then :func:`os.replace`), as DESIGN.md asks.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = ["write_html", "render_html"]
+
+_STATUS_ORDER = {"FAIL": 0, "WARN": 1, "PASS": 2, "INFO": 3}
+# decimals shown per unit; anything else gets 4 significant digits
+_DECIMALS = {"MW": 2, "Mvar": 2, "MVA": 2, "MWh": 2, "pu": 3, "%": 1, "kA": 2, "kV": 2, "s": 2, "-": 3, "1": 3,
+             "degC": 1, "degree": 2}
+# unit from the suffix of a summary.json key
+_SUFFIX_UNITS = {"_mw": "MW", "_mvar": "Mvar", "_mva": "MVA", "_mwh": "MWh", "_pu": "pu", "_percent": "%",
+                 "_ka": "kA", "_kv": "kV", "_s": "s", "_degc": "degC", "_h": "h"}
+_QUANTITY_WORDS = {"vm_pu": "bus voltage", "loading_percent": "loading", "p_import_mw": "grid import",
+                   "power_factor": "power factor", "ikss_ka": "Ik''", "ip_ka": "peak current ip",
+                   "ith_ka": "thermal equivalent current Ith", "load_lost_mw": "load lost",
+                   "load_to_shed_mw": "load to shed"}
+_DPI = 100
+
+
+# --------------------------------------------------------------------------------------------------------------
+# public API
+
+
+def write_html(out_dir: Path, case, summary: dict, checks: pd.DataFrame, datasets: dict[str, xr.Dataset],
+               net) -> Path:
+    """Write the study report ``out_dir/report.html`` atomically.
+
+    Parameters
+    ----------
+    out_dir : Path
+        Output folder of the run (must exist).
+    case : twin.case.Case
+        The study case.
+    summary : dict
+        Content of ``summary.json``: ``{"case", "case_sha256", "versions", "studies": {name: key figures}}``.
+    checks : pandas.DataFrame
+        All check rows (:data:`twin.limits.COLUMNS`).
+    datasets : dict of str to xarray.Dataset
+        Study name to its result Dataset; studies that did not run are simply absent.
+    net : pandapowerNet
+        The net from :func:`twin.network.build_net` (topology, ratings and diagram coordinates; no results needed).
+
+    Returns
+    -------
+    Path
+        The written ``report.html``.
+
+    Raises
+    ------
+    ValueError
+        If a result variable the report draws holds no numbers; nothing is written then.
+    """
+    out_dir = Path(out_dir)
+    html = render_html(case, summary, checks, datasets, net)  # everything that can fail happens before writing
+    path = out_dir / "report.html"
+    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-report-", suffix=".html", dir=out_dir)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(html)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for reading
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def render_html(case, summary: dict, checks: pd.DataFrame, datasets: dict[str, xr.Dataset], net) -> str:
+    """The report page as a string; see :func:`write_html` for the parameters."""
+    import jinja2
+
+    checks = _normalise_checks(checks)
+    datasets = dict(datasets or {})
+    summary = summary or {}
+    crit = case.criteria
+    cap = _firm_cap(case, datasets.get("loadflow"))
+    warn_frac = float(crit.warn_margin_fraction)
+
+    overview, totals = _overview(summary, checks, datasets)
+    overall = _overall(totals)
+    findings = _findings(case, checks, datasets, net, cap, warn_frac)
+    sld = _sld_figure(net, datasets.get("loadflow"))
+    figures = [f for f in (_voltage_figure(case, datasets.get("loadflow")),
+                           _import_figure(datasets.get("loadflow"), cap),
+                           _loading_figure(case, datasets.get("loadflow")),
+                           _shortcircuit_figure(datasets.get("shortcircuit"), net),
+                           _contingency_figure(datasets.get("contingency"), cap)) if f is not None]
+
+    problems = checks[checks.status.isin(["FAIL", "WARN"])].copy()
+    problems["_order"] = problems.status.map(_STATUS_ORDER)
+    problems["_rel"] = _relative_margin(problems)
+    problems = problems.sort_values(["_order", "_rel"], na_position="first", kind="stable")
+
+    site = case.spec.site
+    tz = ZoneInfo(site.timezone)
+    versions = summary.get("versions") or {}
+    env = jinja2.Environment(loader=jinja2.PackageLoader("twin", "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    ctx = dict(
+        title=case.spec.case.title or case.name,
+        case_name=case.name,
+        generated=datetime.now(tz).strftime(f"%Y-%m-%d %H:%M {site.timezone}"),
+        site=(f"{site.name} ({_latlon(site.latitude_deg, site.longitude_deg)}, {site.altitude_m:g} m, "
+              f"time zone {site.timezone})"),
+        cap_text=_fmt_cap(cap),
+        criteria_name=case.spec.case.criteria,
+        criteria_description=crit.description,
+        sha256=case.sha256 or summary.get("case_sha256", ""),
+        versions=sorted(versions.items(), key=lambda kv: (kv[0] not in ("twin", "python"), kv[0])),
+        overview=overview,
+        totals=totals,
+        overall=overall,
+        findings=findings,
+        notes=_empty_variables(datasets),
+        op_table=_op_table(case, checks, datasets.get("loadflow"), cap, warn_frac),
+        key_figures=_key_figures(summary),
+        sld=sld,
+        figures=figures,
+        problems=_check_rows(problems),
+        all_checks=_check_rows(checks),
+        sign_convention=(datasets.get("loadflow").attrs.get("sign_convention") if "loadflow" in datasets else None)
+        or "loads consume positive p_mw; PCS and PV produce positive p_mw; grid import positive when the campus "
+           "draws from the utility",
+        warn_text=f"{100 * warn_frac:g} %",
+    )
+    return env.get_template("report.html.j2").render(**ctx)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# formatting
+
+
+def _fmt(value, unit: str = "", *, signed: bool = False) -> str:
+    """A number with its unit (``"6.48 MW"``); ``"n/a"`` for None or NaN."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "n/a" if value is None else str(value)
+    if not math.isfinite(v):
+        return "n/a"
+    d = _DECIMALS.get(unit)
+    sign = "+" if signed else ""
+    if d is not None and 0 < abs(v) < 0.5 * 10.0 ** -d:
+        text = f"{v:{sign}.2g}"  # a tiny value (a power mismatch, say) is not shown as zero
+    elif d is not None:
+        text = f"{v:{sign}.{d}f}"
+    else:
+        text = f"{v:{sign}.4g}"
+    if text.lstrip("+-").strip("0.") == "":  # no "-0.00"
+        text = text.replace("-", "").replace("+", "")
+    return text if unit in ("", "-", "1") else f"{text} {unit}"
+
+
+def _plain(value, unit: str, *, signed: bool = False) -> str:
+    """A number formatted for ``unit`` but without it (for a table whose header names the unit)."""
+    text = _fmt(value, unit, signed=signed)
+    return text[: -len(unit) - 1] if unit not in ("", "-", "1") and text.endswith(f" {unit}") else text
+
+
+def _fmt_cap(cap: float) -> str:
+    return f"{cap:.1f} MW" if math.isfinite(cap) else "n/a"
+
+
+def _latlon(lat: float, lon: float) -> str:
+    return f"{abs(lat):.2f}\N{DEGREE SIGN} {'N' if lat >= 0 else 'S'}, {abs(lon):.2f}\N{DEGREE SIGN} {'E' if lon >= 0 else 'W'}"
+
+
+def _words(quantity: str) -> str:
+    return _QUANTITY_WORDS.get(quantity, quantity)
+
+
+def _unit_of_key(key: str) -> str:
+    for suf, unit in _SUFFIX_UNITS.items():
+        if key.endswith(suf):
+            return unit
+    return ""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# checks and overview
+
+
+def _normalise_checks(checks: pd.DataFrame | None) -> pd.DataFrame:
+    from .limits import COLUMNS
+
+    if checks is None:
+        return pd.DataFrame(columns=COLUMNS)
+    checks = checks.copy()
+    for col in COLUMNS:
+        if col not in checks.columns:
+            checks[col] = np.nan if col in ("value", "limit", "margin") else ""
+    for col in ("value", "limit", "margin"):
+        checks[col] = pd.to_numeric(checks[col], errors="coerce")
+    for col in ("study", "scenario", "element", "quantity", "unit", "status", "criterion"):
+        checks[col] = checks[col].fillna("").astype(str)
+    return checks.reset_index(drop=True)
+
+
+def _relative_margin(rows: pd.DataFrame) -> pd.Series:
+    """Margin as a fraction of the limit (the margin itself where the limit is zero)."""
+    lim = rows["limit"].abs()
+    return rows["margin"] / lim.where(lim > 0, 1.0)
+
+
+def _check_rows(rows: pd.DataFrame) -> list[dict]:
+    rel = _relative_margin(rows)
+    out = []
+    for r, q in zip(rows.itertuples(index=False), rel, strict=True):
+        u = r.unit
+        out.append(dict(study=r.study, scenario=r.scenario, element=r.element, quantity=r.quantity,
+                        value=_fmt(r.value, u), limit=_fmt(r.limit, u), margin=_fmt(r.margin, u, signed=True),
+                        rel=_fmt(100 * q, "%", signed=True), status=r.status, criterion=r.criterion))
+    return out
+
+
+def _counts(rows: pd.DataFrame) -> dict:
+    return {"checks": int(len(rows)), "pass": int((rows.status == "PASS").sum()),
+            "warn": int((rows.status == "WARN").sum()), "fail": int((rows.status == "FAIL").sum())}
+
+
+def _status_of(c: dict) -> str:
+    if c["fail"]:
+        return "FAIL"
+    if c["warn"]:
+        return "WARN"
+    return "PASS" if c["checks"] else "INFO"
+
+
+def _overview(summary: dict, checks: pd.DataFrame, datasets: dict) -> tuple[list[dict], dict]:
+    """One row per study (summary.json order, then any other study in the checks or datasets) and the totals."""
+    studies = list((summary.get("studies") or {}).keys())
+    for name in list(checks.study.unique()) + list(datasets):
+        if name not in studies:
+            studies.append(name)
+    rows = []
+    for name in studies:
+        sub = checks[checks.study == name]
+        c = _counts(sub)
+        if not len(sub):  # no rows in the frame: take the counts summary.json reports, if any
+            fig = (summary.get("studies") or {}).get(name) or {}
+            c = {k: int(fig.get(k, 0) or 0) for k in ("checks", "pass", "warn", "fail")}
+        rows.append(dict(study=name, status=_status_of(c), **c))
+    totals = _counts(checks)
+    return rows, totals
+
+
+def _overall(totals: dict) -> dict:
+    status = _status_of(totals)
+    if status == "FAIL":
+        text = (f"{totals['fail']} of {totals['checks']} checks FAIL and {totals['warn']} WARN: the design as "
+                f"studied does not meet every criterion.")
+    elif status == "WARN":
+        text = f"No check fails; {totals['warn']} of {totals['checks']} checks WARN (within the margin of a limit)."
+    elif status == "PASS":
+        text = f"All {totals['checks']} checks PASS."
+    else:
+        text = "No limit checks were run."
+    return {"status": status, "text": text}
+
+
+def _key_figures(summary: dict, max_chars: int = 600) -> list[dict]:
+    """summary.json's key figures (not the counts) as text, units from the key names; long ones shortened."""
+    out = []
+    for study, figs in (summary.get("studies") or {}).items():
+        for key, val in (figs or {}).items():
+            if key in ("checks", "pass", "warn", "fail"):
+                continue
+            text = _fmt_any(val, _unit_of_key(key))
+            if len(text) > max_chars:
+                text = text[:max_chars].rsplit(" ", 1)[0] + " \u2026 (in full in summary.json)"
+            out.append(dict(study=study, key=key, value=text))
+    return out
+
+
+def _fmt_any(v, unit: str) -> str:
+    """A summary.json value of any shape; a dict's own ``unit`` entry (a check row) or its keys give units."""
+    if isinstance(v, dict):
+        if not v:
+            return "none"
+        unit = v.get("unit", unit) if isinstance(v.get("unit"), str) else unit
+        parts = []
+        for k, x in v.items():
+            if k == "unit":
+                continue
+            text = _fmt_any(x, _unit_of_key(str(k)) or unit)
+            parts.append(f"{k}: ({text})" if isinstance(x, dict) and x else f"{k}: {text}")
+        return "; ".join(parts)
+    if isinstance(v, list | tuple):
+        return ", ".join(_fmt_any(x, unit) for x in v) or "none"
+    if isinstance(v, bool | np.bool_):
+        return "yes" if v else "no"
+    if isinstance(v, int | np.integer) and not unit:
+        return str(v)
+    if isinstance(v, int | float | np.number):
+        return _fmt(v, unit) if unit else f"{float(v):.4g}"
+    return str(v)
+
+
+def _where(where: dict, skip: str, *, named: bool) -> str:
+    """Labels of an extreme value's position, e.g. ``"operating point training_peak, outage X out"``."""
+    items = [(d, x) for d, x in where.items() if d != skip]
+    return ", ".join(f"{d.replace('_', ' ')} {x}" if named else x for d, x in items)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# data access
+
+
+def _numeric(ds: xr.Dataset | None, name: str) -> xr.DataArray | None:
+    """A variable as float, or None if the Dataset or the variable is absent or has no finite value (the
+    page says so: :func:`_empty_variables`).
+
+    Raises
+    ------
+    ValueError
+        If the variable exists but does not hold numbers.
+    """
+    if ds is None or name not in ds.variables:
+        return None
+    da = ds[name]
+    try:
+        out = da.astype(float)
+    except (TypeError, ValueError) as exc:
+        study = ds.attrs.get("study", "a study")
+        raise ValueError(f"report: variable '{name}' of the {study} Dataset does not hold numbers "
+                         f"(dtype {da.dtype}): {exc}") from exc
+    return out if np.isfinite(out.values).any() else None
+
+
+def _empty_variables(datasets: dict) -> list[str]:
+    """Numeric result variables with no finite value (a study that did not converge anywhere, say)."""
+    out = []
+    for study, ds in datasets.items():
+        for name, da in ds.data_vars.items():
+            if np.issubdtype(da.dtype, np.number) and da.size and not np.isfinite(da.values).any():
+                out.append(f"{study}: {name} has no finite value; what would be drawn from it is left out.")
+    return out
+
+
+def _labels(da: xr.DataArray, dim: str) -> list[str]:
+    if dim in da.coords:
+        return [str(v) for v in np.asarray(da[dim].values).ravel()]
+    return [str(i) for i in range(da.sizes[dim])]
+
+
+def _extreme(da: xr.DataArray, kind: str) -> tuple[float, dict]:
+    """Largest (``"max"``) or smallest (``"min"``) finite value and its labels per dimension."""
+    arr = np.asarray(da.values, dtype=float)
+    if arr.size == 0 or not np.isfinite(arr).any():
+        return float("nan"), {}
+    flat = np.where(np.isfinite(arr), arr, -np.inf if kind == "max" else np.inf)
+    k = int(np.argmax(flat) if kind == "max" else np.argmin(flat))
+    idx = np.unravel_index(k, arr.shape) if arr.ndim else ()
+    return float(arr[idx]), {d: _labels(da, d)[i] for d, i in zip(da.dims, idx, strict=True)}
+
+
+def _reduce_to(da: xr.DataArray, keep: tuple[str, ...], how: str = "max") -> xr.DataArray:
+    """Reduce every dimension not in ``keep`` (max or min, NaN-skipping)."""
+    other = [d for d in da.dims if d not in keep]
+    if not other:
+        return da
+    return da.max(other, skipna=True) if how == "max" else da.min(other, skipna=True)
+
+
+def _firm_cap(case, ds: xr.Dataset | None) -> float:
+    if ds is not None and "firm_import_cap_mw" in ds.variables:
+        return float(ds["firm_import_cap_mw"].values)
+    return float(case.spec.supply.firm_import_cap_mw)
+
+
+def _status_upper(value: float, limit: float, warn_frac: float) -> str:
+    if not math.isfinite(value):
+        return "FAIL"
+    m = limit - value
+    return "FAIL" if m < 0 else ("WARN" if m < warn_frac * abs(limit) else "PASS")
+
+
+def _status_band(value: float, lo: float, hi: float, warn_frac: float) -> str:
+    if not math.isfinite(value):
+        return "FAIL"
+    m = min(value - lo, hi - value)
+    return "FAIL" if m < 0 else ("WARN" if m < warn_frac * (hi - lo) / 2 else "PASS")
+
+
+def _worst_status(checks: pd.DataFrame, study: str, quantity: str) -> str | None:
+    rows = checks[(checks.study == study) & (checks.quantity == quantity)]
+    if not len(rows):
+        return None
+    return min(rows.status, key=lambda s: _STATUS_ORDER.get(s, 9))
+
+
+def _bus_names(ds_bus: list[str], net) -> list[str]:
+    """Bus labels as names (a Dataset may label buses by pandapower index)."""
+    names = net.bus["name"].astype(str)
+    idx = {str(i): n for i, n in names.items()}
+    if all(b in idx for b in ds_bus) and not set(ds_bus) & set(names):
+        return [idx[b] for b in ds_bus]
+    return ds_bus
+
+
+# --------------------------------------------------------------------------------------------------------------
+# headline findings
+
+
+def _findings(case, checks: pd.DataFrame, datasets: dict, net, cap: float, warn_frac: float) -> list[dict]:
+    out: list[dict] = []
+    out += _loadflow_findings(case, checks, datasets.get("loadflow"), net, cap, warn_frac)
+    out += _shortcircuit_findings(checks, datasets.get("shortcircuit"), net, warn_frac)
+    out += _contingency_findings(case, checks, datasets.get("contingency"), net, cap, warn_frac)
+    covered = {f.get("covers") for f in out}
+    for study in checks.study.unique():  # the tightest check of every study, unless a finding above says it
+        rows = checks[checks.study == study]
+        rel = _relative_margin(rows)
+        r = rows.loc[rel.fillna(-np.inf).idxmin()]
+        fails = rows[rows.status == "FAIL"]
+        if {(study, q) for q in [r.quantity, *fails.quantity]} <= covered:
+            continue
+        what = ", ".join(f"{_words(q)} \u00d7{n}" for q, n in fails.quantity.value_counts().items())
+        text = (f"{study}: tightest check is {_words(r.quantity)} at {r.element}"
+                f"{f' ({r.scenario})' if r.scenario else ''}: {_fmt(r.value, r.unit)} against "
+                f"{_fmt(r.limit, r.unit)}, margin {_fmt(r.margin, r.unit, signed=True)}.")
+        if len(fails):
+            text += f" {len(fails)} FAIL ({what})."
+        out.append(dict(status=r.status, text=text))
+    return out
+
+
+def _voltage_findings(case, ds, study: str, band_name: str, prefix: str, warn_frac: float) -> list[dict]:
+    """Lowest and highest bus voltage against the band of the bus (``band_name``: campus_normal or
+    campus_emergency; the point of connection always against its own band)."""
+    vm = _numeric(ds, "vm_pu")
+    if vm is None or "bus" not in vm.dims:
+        return []
+    out = []
+    roles = _labels(ds, "bus_role") if "bus_role" in ds.coords and ds["bus_role"].dims == ("bus",) else None
+    bus_names = _labels(vm, "bus")
+    v_crit = case.criteria.voltage
+    for kind, word in (("min", "lowest"), ("max", "highest")):
+        v, where = _extreme(vm, kind)
+        if not where:
+            continue
+        bus = where["bus"]
+        poc = roles is not None and roles[bus_names.index(bus)] == "poc"
+        band = v_crit.poc if poc else getattr(v_crit, band_name)
+        band_text = "point-of-connection" if poc else band_name.replace("_", " ")
+        scen = _where(where, "bus", named=bool(prefix))
+        out.append(dict(status=_status_band(v, band.min_pu, band.max_pu, warn_frac),
+                        text=f"{prefix}{word.capitalize() if not prefix else word} bus voltage {_fmt(v, 'pu')} at "
+                             f"{bus} ({scen}); {band_text} band {_fmt(band.min_pu, 'pu')} to "
+                             f"{_fmt(band.max_pu, 'pu')}.",
+                        covers=(study, "vm_pu")))
+    return out
+
+
+def _branch_kind(ds, da, net, branch: str) -> str:
+    """``line`` or ``trafo`` for a branch label, from the Dataset's ``branch_kind`` or else the net."""
+    if "branch_kind" in ds.coords and ds["branch_kind"].dims == ("branch",):
+        return _labels(ds, "branch_kind")[_labels(da, "branch").index(branch)]
+    return "trafo" if branch in set(net.trafo["name"].astype(str)) else "line"
+
+
+def _loading_findings(case, ds, net, study: str, rating: str, prefix: str, warn_frac: float) -> list[dict]:
+    """Highest branch loading against the ``rating`` (normal or emergency) limit of its kind."""
+    ld = _numeric(ds, "loading_percent")
+    if ld is None or "branch" not in ld.dims:
+        return []
+    v, where = _extreme(ld, "max")
+    if not where:
+        return []
+    br = where["branch"]
+    kind = _branch_kind(ds, ld, net, br)
+    lc = case.criteria.loading
+    lim = {("line", "normal"): lc.line_max_percent, ("trafo", "normal"): lc.trafo_max_percent,
+           ("line", "emergency"): lc.line_emergency_percent,
+           ("trafo", "emergency"): lc.trafo_emergency_percent}[(kind, rating)]
+    scen = _where(where, "branch", named=bool(prefix))
+    what = "cable" if kind == "line" else "transformer"
+    word = "highest" if prefix else "Highest"
+    return [dict(status=_status_upper(v, lim, warn_frac),
+                 text=f"{prefix}{word} branch loading {_fmt(v, '%')} on {what} {br} ({scen}); {rating} limit "
+                      f"{_fmt(lim, '%')} of rating.", covers=(study, "loading_percent"))]
+
+
+def _loadflow_findings(case, checks, ds, net, cap, warn_frac) -> list[dict]:
+    out = []
+    imp = _numeric(ds, "p_import_mw")
+    if imp is not None and imp.ndim == 1:
+        ops, vals = _labels(imp, imp.dims[0]), np.asarray(imp.values, dtype=float)
+        over = [(o, v) for o, v in zip(ops, vals, strict=True) if v > cap]
+        parts = "; ".join(f"{o} {_fmt(v, 'MW')}" for o, v in zip(ops, vals, strict=True))
+        if over:
+            o, v = max(over, key=lambda t: t[1])
+            text = (f"Grid import exceeds the {_fmt_cap(cap)} firm cap at {len(over)} of {len(ops)} operating "
+                    f"points (worst {o}: {_fmt(v, 'MW')}, {_fmt(v - cap, 'MW')} over). Import: {parts}.")
+            status = "FAIL"
+        else:
+            k = int(np.nanargmax(vals))
+            text = (f"Grid import stays within the {_fmt_cap(cap)} firm cap at every operating point (highest "
+                    f"{ops[k]}: {_fmt(vals[k], 'MW')}, {_fmt(cap - vals[k], 'MW')} headroom). Import: {parts}.")
+            status = _status_upper(float(vals[k]), cap, warn_frac)
+        out.append(dict(status=status, text=text, covers=("loadflow", "p_import_mw")))
+    out += _voltage_findings(case, ds, "loadflow", "campus_normal", "", warn_frac)
+    out += _loading_findings(case, ds, net, "loadflow", "normal", "", warn_frac)
+    pf = _numeric(ds, "pf_poc")
+    if pf is not None and pf.ndim == 1:
+        v, where = _extreme(pf, "min")
+        if where:
+            ref = case.criteria.power_factor.min
+            status = _worst_status(checks, "loadflow", "power_factor") or ("WARN" if v < ref else "PASS")
+            out.append(dict(status=status,
+                            text=f"Lowest power factor at the point of connection {_fmt(v, '-')} "
+                                 f"({', '.join(where.values())}) against the {_fmt(ref, '-')} tariff reference "
+                                 f"(advisory: it changes the bill, not the supply).",
+                            covers=("loadflow", "power_factor")))
+    return out
+
+
+def _sc_ratings(ds: xr.Dataset, net, buses: list[str]) -> np.ndarray:
+    """Rated breaking current per bus in kA: from the Dataset if it carries it, else from the net's buses."""
+    for name in ("sc_breaking_ka", "breaking_ka", "rated_breaking_ka", "ib_rated_ka"):
+        if name in ds.variables and ds[name].dims == ("bus",):
+            return np.asarray(ds[name].values, dtype=float)
+    if "sc_breaking_ka" not in net.bus.columns:
+        return np.full(len(buses), np.nan)
+    by_name = dict(zip(net.bus["name"].astype(str), pd.to_numeric(net.bus["sc_breaking_ka"], errors="coerce"),
+                       strict=True))
+    return np.array([by_name.get(b, np.nan) for b in _bus_names(buses, net)], dtype=float)
+
+
+def _shortcircuit_findings(checks, ds, net, warn_frac) -> list[dict]:
+    ik = _numeric(ds, "ikss_ka")
+    if ik is None or "bus" not in ik.dims:
+        return []
+    out = []
+    v, where = _extreme(ik, "max")
+    if where:
+        bus = _bus_names([where["bus"]], net)[0]
+        scen = ", ".join(x for d, x in where.items() if d != "bus")
+        out.append(dict(status="INFO", text=f"Highest initial short-circuit current Ik'' {_fmt(v, 'kA')} at {bus} "
+                                            f"({scen})."))
+    per_bus = _reduce_to(ik, ("bus",))
+    buses = _labels(per_bus, "bus")
+    rating = _sc_ratings(ds, net, buses)
+    margin = rating - np.asarray(per_bus.values, dtype=float)
+    if np.isfinite(margin).any():
+        k = int(np.nanargmin(margin))
+        status = _worst_status(checks, "shortcircuit", "ikss_ka") or _status_upper(
+            float(per_bus.values[k]), float(rating[k]), warn_frac)
+        out.append(dict(status=status,
+                        text=f"Smallest breaking-current margin at {_bus_names([buses[k]], net)[0]}: Ik'' "
+                             f"{_fmt(per_bus.values[k], 'kA')} against {_fmt(rating[k], 'kA')} rated breaking "
+                             f"current ({_fmt(margin[k], 'kA', signed=True)}, "
+                             f"{_fmt(100 * margin[k] / rating[k], '%', signed=True)}).",
+                        covers=("shortcircuit", "ikss_ka")))
+    return out
+
+
+def _contingency_findings(case, checks, ds, net, cap, warn_frac) -> list[dict]:
+    if ds is None:
+        return []
+    out = []
+    n_out = ds.sizes.get("outage")
+    for name, what in (("load_lost_mw", "Load lost"), ("load_to_shed_mw", "Load to shed to respect the cap")):
+        da = _numeric(ds, name)
+        if da is None or "outage" not in da.dims:
+            continue
+        keep = ("outage", "state") if "state" in da.dims else ("outage",)
+        red = _reduce_to(da, keep)
+        states = _labels(red, "state") if "state" in red.dims else [None]
+        parts = []
+        for s in states:
+            sub = red.sel(state=s) if s is not None else red
+            v, where = _extreme(sub, "max")
+            if not where:
+                continue
+            label = f"{s}: " if s is not None else ""
+            parts.append(f"{label}{_fmt(v, 'MW')} (outage {where['outage']})" if v > 1e-6 else f"{label}none")
+        total = float(np.nanmax(np.asarray(red.values, dtype=float))) if red.size else float("nan")
+        status = _worst_status(checks, "contingency", name) or ("INFO" if total > 1e-6 else "PASS")
+        head = f"N-1 ({n_out} outages)" if n_out else "N-1"
+        if not math.isfinite(total) or total <= 1e-6:
+            text = f"{head}: {what.lower()}: none in any outage."
+        else:
+            text = f"{head}: {what.lower()}, largest per state: {'; '.join(parts)}."
+        out.append(dict(status=status, text=text, covers=("contingency", name)))
+    imp = _numeric(ds, "p_import_mw")
+    if imp is not None and "outage" in imp.dims:
+        v, where = _extreme(imp, "max")
+        if where:
+            status = _worst_status(checks, "contingency", "p_import_mw") or _status_upper(v, cap, warn_frac)
+            text = (f"N-1: highest grid import {_fmt(v, 'MW')} ({_where(where, '', named=True)}) "
+                    f"against the {_fmt_cap(cap)} firm cap.")
+            out.append(dict(status=status, text=text, covers=("contingency", "p_import_mw")))
+    out += _voltage_findings(case, ds, "contingency", "campus_emergency", "N-1: ", warn_frac)
+    out += _loading_findings(case, ds, net, "contingency", "emergency", "N-1: ", warn_frac)
+    return out
+
+
+def _op_table(case, checks, ds, cap, warn_frac) -> dict | None:
+    imp = _numeric(ds, "p_import_mw")
+    if imp is None or imp.ndim != 1:
+        return None
+    dim = imp.dims[0]
+    ops = _labels(imp, dim)
+    desc = {o.name: o.description for o in case.spec.operating_points}
+    # the unit is in the header, so the cells hold plain numbers
+    cols = [("battery_p_mw", "Battery (MW, + discharge)", "MW"), ("pv_p_mw", "PV (MW)", "MW"),
+            ("load_p_mw", "Load (MW)", "MW"), ("losses_mw", "Losses (MW)", "MW"), ("pf_poc", "PF at POC (-)", "-")]
+    extra = [(_numeric(ds, v), h, u) for v, h, u in cols]
+    extra = [(da, h, u) for da, h, u in extra if da is not None and da.dims == (dim,)]
+    headers = (["Operating point", "Description", "Grid import (MW)", f"Margin to the {_fmt_cap(cap)} cap (MW)"]
+               + [h for _, h, _ in extra] + ["Cap check"])
+    rows = []
+    for k, op in enumerate(ops):
+        p = float(imp.values[k])
+        st = checks[(checks.study == "loadflow") & (checks.quantity == "p_import_mw") & (checks.scenario == op)]
+        status = st.status.iloc[0] if len(st) else _status_upper(p, cap, warn_frac)
+        cells = [dict(text=op, cls=""), dict(text=desc.get(op, ""), cls="desc"),
+                 dict(text=_plain(p, "MW"), cls="num"), dict(text=_plain(cap - p, "MW", signed=True), cls="num")]
+        cells += [dict(text=_plain(da.values[k], u), cls="num") for da, _, u in extra]
+        cells.append(dict(text=status, cls=status))
+        rows.append(dict(cells=cells))
+    return {"headers": headers, "rows": rows}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# figures
+
+
+def _new_figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig, dpi: int = _DPI) -> str:
+    """The figure as base64 PNG; the figure is cleared afterwards (it was never registered with pyplot)."""
+    try:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
+        return base64.b64encode(buf.getvalue()).decode("ascii")
+    finally:
+        fig.clear()
+
+
+def _sld_figure(net, lf: xr.Dataset | None) -> dict:
+    from .network import plot_single_line
+
+    values, note = None, ""
+    vm = _numeric(lf, "vm_pu")
+    if vm is not None and "bus" in vm.dims:
+        low = _reduce_to(vm, ("bus",), "min")
+        by_name = dict(zip(_bus_names(_labels(low, "bus"), net), np.asarray(low.values, dtype=float), strict=True))
+        values = pd.Series({i: by_name[n] for i, n in net.bus["name"].astype(str).items() if n in by_name})
+        note = " The number under each bus is its lowest voltage over the operating points, in pu."
+    # narrow enough that the diagram's small labels stay legible when the page scales it to its width
+    span = float(net.bus.sld_x.max() - net.bus.sld_x.min() + 2)
+    fig = _new_figure(max(8.0, 0.5 * span), 5.2)
+    ax = fig.subplots()
+    plot_single_line(net, ax=ax, values=values, title=f"Single-line diagram: {net.name}")
+    return {"png": _png(fig, dpi=150),
+            "caption": "Bus sections in black, cables in blue (dotted: out of service), transformers as double "
+                       "circles; loads \u25bc, motors \u25cf, PCS and PV \u25b2. The bus coupler is drawn dashed "
+                       "when open." + note}
+
+
+def _voltage_figure(case, ds) -> dict | None:
+    vm = _numeric(ds, "vm_pu")
+    if vm is None or "bus" not in vm.dims or vm.ndim > 2:
+        return None
+    scen_dim = next((d for d in vm.dims if d != "bus"), None)
+    buses = _labels(vm, "bus")
+    x = np.arange(len(buses))
+    fig = _new_figure(max(9.0, 0.24 * len(buses) + 2.5), 4.4)
+    ax = fig.subplots()
+    scen = _labels(vm, scen_dim) if scen_dim else [""]
+    markers = "osD^v<>ph*"
+    for k, s in enumerate(scen):
+        y = vm.isel({scen_dim: k}).values if scen_dim else vm.values
+        ax.plot(x, y, marker=markers[k % len(markers)], ms=4, lw=0.8, label=s or "vm_pu")
+    v = case.criteria.voltage
+    band = v.campus_normal
+    for val, va in ((band.min_pu, "top"), (band.max_pu, "bottom")):
+        ax.axhline(val, color="tab:red", ls="--", lw=1)
+        ax.text(len(buses) - 0.4, val, f"campus band {val:g} pu", color="tab:red", fontsize=7, va=va, ha="right")
+    lo = min(band.min_pu, float(np.nanmin(vm.values))) - 0.01
+    hi = max(band.max_pu, float(np.nanmax(vm.values))) + 0.01
+    ax.set_ylim(lo, hi)
+    ax.set_xticks(x, buses, rotation=90, fontsize=7)
+    ax.set_xlim(-0.7, len(buses) - 0.3)
+    ax.set_ylabel("voltage magnitude (pu)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.legend(fontsize=7, ncols=min(len(scen), 6), loc="outside upper center", frameon=False)
+    return {"title": "Bus voltages per operating point", "png": _png(fig),
+            "caption": f"Voltage magnitude at every bus. Red dashed: campus normal band {band.min_pu:g} to "
+                       f"{band.max_pu:g} pu ({band.criterion}). The points of connection are checked against the "
+                       f"wider band {v.poc.min_pu:g} to {v.poc.max_pu:g} pu ({v.poc.criterion})."}
+
+
+def _import_figure(ds, cap: float) -> dict | None:
+    imp = _numeric(ds, "p_import_mw")
+    if imp is None or imp.ndim != 1:
+        return None
+    ops = _labels(imp, imp.dims[0])
+    vals = np.asarray(imp.values, dtype=float)
+    fig = _new_figure(max(6.5, 1.25 * len(ops) + 1.5), 3.8)
+    ax = fig.subplots()
+    colors = ["tab:red" if v > cap else "tab:blue" for v in vals]
+    bars = ax.bar(np.arange(len(ops)), vals, color=colors, width=0.6)
+    ax.bar_label(bars, labels=[_fmt(v, "MW") for v in vals], fontsize=8, padding=2)
+    ax.axhline(cap, color="black", ls="--", lw=1.2, label=f"firm import cap {_fmt_cap(cap)}")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_xticks(np.arange(len(ops)), ops, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("grid import (MW)")
+    ax.set_ylim(min(0.0, float(np.nanmin(vals)) * 1.15), max(cap, float(np.nanmax(vals))) * 1.15)
+    ax.grid(axis="y", alpha=0.3)
+    return {"title": "Grid import per operating point", "png": _png(fig),
+            "caption": f"Active power imported at the point of connection (sum of incomers); red where it exceeds "
+                       f"the {_fmt_cap(cap)} firm import cap."}
+
+
+def _loading_figure(case, ds) -> dict | None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    ld = _numeric(ds, "loading_percent")
+    if ld is None or "branch" not in ld.dims:
+        return None
+    mx = _reduce_to(ld, ("branch",))
+    names = _labels(mx, "branch")
+    kinds = _labels(ds, "branch_kind") if "branch_kind" in ds.coords else ["line"] * len(names)
+    vals = np.asarray(mx.values, dtype=float)
+    lc = case.criteria.loading
+    fig = _new_figure(max(9.0, 0.24 * len(names) + 2.5), 4.0)
+    ax = fig.subplots()
+    x = np.arange(len(names))
+    style = {"line": ("tab:blue", "cable", lc.line_max_percent),
+             "trafo": ("tab:orange", "transformer", lc.trafo_max_percent)}
+    ax.bar(x, vals, color=[style.get(k, style["line"])[0] for k in kinds], width=0.7)
+    handles = []
+    for kind, (color, label, lim) in style.items():
+        xs = x[np.asarray(kinds) == kind]
+        if not len(xs):
+            continue
+        ax.hlines(lim, xs.min() - 0.45, xs.max() + 0.45, color=color, ls="--", lw=1.2)
+        handles += [Patch(color=color, label=label),
+                    Line2D([], [], color=color, ls="--", label=f"{label} limit {lim:g} %")]
+    ax.legend(handles=handles, fontsize=7, ncols=4, loc="upper right")
+    ax.set_xticks(x, names, rotation=90, fontsize=7)
+    ax.set_xlim(-0.7, len(names) - 0.3)
+    ax.set_ylabel("loading (% of rating)")
+    ax.set_ylim(0, max(float(np.nanmax(vals)) if np.isfinite(vals).any() else 0.0,
+                       lc.line_max_percent, lc.trafo_max_percent) * 1.12)
+    ax.grid(axis="y", alpha=0.3)
+    dims = ", ".join(d.replace("_", " ") + "s" for d in ld.dims if d != "branch") or "the study"
+    return {"title": "Branch loading (maximum over operating points)", "png": _png(fig),
+            "caption": f"Highest loading of each cable (of ampacity) and transformer (of nameplate rating) over the "
+                       f"{dims}; dashed lines: the continuous limits ({lc.criterion_normal})."}
+
+
+def _shortcircuit_figure(ds, net) -> dict | None:
+    ik = _numeric(ds, "ikss_ka")
+    if ik is None or "bus" not in ik.dims:
+        return None
+    fault_dim = "fault" if "fault" in ik.dims else None
+    keep = ("bus", fault_dim) if fault_dim else ("bus",)
+    red = _reduce_to(ik, keep)
+    buses = _labels(red, "bus")
+    names = _bus_names(buses, net)
+    x = np.arange(len(buses))
+    fig = _new_figure(max(9.0, 0.24 * len(buses) + 2.5), 4.2)
+    ax = fig.subplots()
+    faults = _labels(red, fault_dim) if fault_dim else [None]
+    markers = "os^Dv"
+    for k, f in enumerate(faults):
+        y = red.sel({fault_dim: f}).values if fault_dim else red.values
+        ax.plot(x, y, ls="none", marker=markers[k % len(markers)], ms=5, label=f"Ik'' {f}" if f else "Ik''")
+    rating = _sc_ratings(ds, net, buses)
+    if np.isfinite(rating).any():
+        ax.plot(x, rating, ls="none", marker="_", ms=12, mew=2.5, color="black", label="rated breaking current")
+    ax.set_xticks(x, names, rotation=90, fontsize=7)
+    ax.set_xlim(-0.7, len(buses) - 0.3)
+    ax.set_ylim(0, None)
+    ax.set_ylabel("current (kA)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.legend(fontsize=7, ncols=len(faults) + 1, loc="outside upper center", frameon=False)
+    other = [d for d in ik.dims if d not in keep]
+    over = f" (maximum over {', '.join(other)})" if other else ""
+    return {"title": "Short-circuit currents against breaking ratings", "png": _png(fig),
+            "caption": f"Initial symmetrical short-circuit current Ik'' (IEC 60909-0) at every bus{over}, per fault "
+                       f"type, against the rated short-circuit breaking current of the switchgear at the bus."}
+
+
+def _contingency_figure(ds, cap: float) -> dict | None:
+    if ds is None:
+        return None
+    panels = []
+    for name, label in (("load_lost_mw", "load lost (MW)"), ("load_to_shed_mw", "load to shed (MW)"),
+                        ("p_import_mw", "grid import (MW)")):
+        da = _numeric(ds, name)
+        if da is not None and "outage" in da.dims:
+            keep = ("outage", "state") if "state" in da.dims else ("outage",)
+            panels.append((name, label, _reduce_to(da, keep)))
+    if not panels:
+        return None
+    outages = _labels(panels[0][2], "outage")
+    fig = _new_figure(max(8.0, 0.3 * len(outages) + 2.5), 2.1 * len(panels) + 1.2)
+    axes = np.atleast_1d(fig.subplots(len(panels), 1, sharex=True))
+    x = np.arange(len(outages))
+    for ax, (name, label, da) in zip(axes, panels, strict=True):
+        states = _labels(da, "state") if "state" in da.dims else [None]
+        w = 0.8 / len(states)
+        for k, s in enumerate(states):
+            sub = da.sel(state=s) if s is not None else da
+            sub = sub.reindex(outage=panels[0][2]["outage"].values) if "outage" in sub.coords else sub
+            ax.bar(x - 0.4 + w * (k + 0.5), np.asarray(sub.values, dtype=float), width=w, label=s or name)
+        if name == "p_import_mw":
+            ax.axhline(cap, color="black", ls="--", lw=1.2, label=f"firm cap {_fmt_cap(cap)}")
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    handles, labels = [], []
+    for ax in axes:  # one legend for all panels: the states share their colours
+        for h, lbl in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lbl not in labels:
+                handles.append(h)
+                labels.append(lbl)
+    fig.legend(handles, labels, fontsize=7, ncols=len(labels), loc="outside upper center", frameon=False)
+    axes[-1].set_xticks(x, outages, rotation=90, fontsize=7)
+    axes[-1].set_xlim(-0.7, len(outages) - 0.3)
+    other = sorted({d for name, _, _ in panels for d in ds[name].dims} - {"outage", "state"})
+    over = f"; the largest over {', '.join(d.replace('_', ' ') + 's' for d in other)}" if other else ""
+    return {"title": "N-1 contingencies", "png": _png(fig),
+            "caption": "Per outage (and per state after the outage, where the study reports states): "
+                       + ", ".join(lbl for _, lbl, _ in panels) + over + "."}
