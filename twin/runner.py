@@ -45,6 +45,9 @@ def default_out_dir(case: Case) -> Path:
 def _tmp_in(directory: Path, suffix: str) -> Path:
     fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)  # mkstemp makes 0600; results are ordinary files
     return Path(name)
 
 
