@@ -440,6 +440,15 @@ class Contingency(_Strict):
     operating_points: list[Name] = Field(min_length=1)
 
 
+class Drivers(_Strict):
+    """What drives the campus over time (drivers issue): load scenario, tariff, year and time step."""
+
+    scenario: ModelRef = "seed"                      # models/scenarios/<name>.toml
+    tariff: ModelRef = "shanghai_two_part_2023"      # models/tariffs/<name>.toml
+    year: int = Field(2025, ge=1990, le=2100, description="calendar year simulated, 1990-2100")
+    resolution_s: float = Q("time step of the drivers in s", ge=0.1, le=3600, default=60.0)
+
+
 class CaseSpec(_Strict):
     case: CaseMeta
     site: Site
@@ -453,6 +462,7 @@ class CaseSpec(_Strict):
     auxiliaries: list[Auxiliary] = Field(default_factory=list)
     operating_points: list[OperatingPoint] = Field(min_length=1)
     contingency: Contingency
+    drivers: Drivers = Drivers()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -597,6 +607,18 @@ class Case:
     def criteria(self) -> CriteriaModel:
         return self.models[("criteria", self.spec.case.criteria)]
 
+    def parameter_set(self, kind: str, name: str, schema: type[BaseModel]):
+        """A parameter set ``models/<kind>/<name>.toml`` validated with a schema its own module defines.
+
+        Looked up beside the case first, then in the embedded set, like every parameter set; errors name the
+        file and key (:class:`CaseError`). Cached on the case.
+        """
+        if (kind, name) not in self.models:
+            f = find_parameter_file(self.path, kind, name)
+            self.models[(kind, name)] = _validate(f, schema, _read_toml(f))
+            self.model_paths[(kind, name)] = f
+        return self.models[(kind, name)]
+
     def operating_point(self, name: str) -> OperatingPoint:
         for op in self.spec.operating_points:
             if op.name == name:
@@ -612,6 +634,19 @@ def _model_search_dirs(case_path: Path) -> list[Path]:
         if d.is_dir() and d not in out:
             out.append(d)
     return out
+
+
+def find_parameter_file(case_path: Path, kind: str, name: str) -> Path:
+    """Path of ``models/<kind>/<name>.toml`` (beside the case first, then embedded), or a CaseError."""
+    dirs = _model_search_dirs(case_path)
+    for d in dirs:
+        f = d / kind / f"{name}.toml"
+        if f.exists():
+            return f
+    available = sorted({p.stem for d in dirs for p in (d / kind).glob("*.toml")})
+    close = difflib.get_close_matches(name, available, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise CaseError(f"{case_path}: no parameter set '{name}' in models/{kind}/{hint}; available: {available}")
 
 
 def _resolve_model(case_path: Path, key_desc: str, kind: str, name: str, cache: dict, paths_: dict):
@@ -794,6 +829,15 @@ def load_case(case: str | Path | None = None) -> Case:
     _check_refs(path, spec)
     models, mpaths = _resolve_all(path, spec)
     _check_operating_points(path, spec, models)
+    # parameter sets whose schema lives in their own module: hashed when present, checked when used
+    for kind, name in (("scenarios", spec.drivers.scenario), ("tariffs", spec.drivers.tariff),
+                       ("climate", spec.site.climate)):
+        if name is None:
+            continue
+        try:
+            mpaths.setdefault((kind, name), find_parameter_file(path, kind, name))
+        except CaseError:
+            pass
     h = hashlib.sha256()
     h.update(path.read_bytes())
     for key in sorted(mpaths):
