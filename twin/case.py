@@ -447,6 +447,14 @@ class Drivers(_Strict):
     tariff: ModelRef = "shanghai_two_part_2023"      # models/tariffs/<name>.toml
     year: int = Field(2025, ge=1990, le=2100, description="calendar year simulated, 1990-2100")
     resolution_s: float = Q("time step of the drivers in s", ge=0.1, le=3600, default=60.0)
+    weather_file: str | None = Field(None, description="a weather file (EPW, TMY3, PVGIS TMY or CSV), relative to "
+                                     "the case file; none: the built-in synthetic typical year")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if (3600.0 / self.resolution_s) % 1 and (self.resolution_s / 3600.0) % 1:
+            raise ValueError(f"resolution_s ({self.resolution_s}) must divide an hour evenly")
+        return self
 
 
 class CaseSpec(_Strict):
@@ -801,6 +809,20 @@ def _check_operating_points(path: Path, spec: CaseSpec, models: dict) -> None:
         if op.cooling_kw_per_kw_it > 0 and not spec.cooling_plants:
             raise CaseError(f"{path}: key 'operating_points[{i}].cooling_kw_per_kw_it': expected 0 for a case "
                             f"without cooling_plants, found {op.cooling_kw_per_kw_it:g}")
+
+
+def with_drivers(case: Case, **changes) -> Case:
+    """A copy of the case with fields of its ``[drivers]`` section changed (``scenario``, ``weather_file``, ...).
+
+    Used by the command line's ``--scenario`` and ``--weather``; the values are checked like the file's.
+    """
+    import dataclasses
+
+    data = case.spec.drivers.model_dump()
+    data.update({k: v for k, v in changes.items() if v is not None})
+    drivers = _validate(case.path, Drivers, data)
+    return dataclasses.replace(case, spec=case.spec.model_copy(update={"drivers": drivers}),
+                               models=dict(case.models), model_paths=dict(case.model_paths))
 
 
 def load_case(case: str | Path | None = None) -> Case:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from . import studies
-from .case import CaseError, load_case
+from .case import CaseError, load_case, with_drivers
 from .paths import DEFAULT_CASE, networks_dir
 
 EPILOG = """examples:
@@ -38,12 +38,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("case", nargs="?", default=None, help=case_help)
     r.add_argument("--out", metavar="DIR", type=Path, default=None,
                    help="output folder (default: results/<case name>/)")
+    _driver_options(r)
 
     s = sub.add_parser("study", help="run one study on a case",
                        description="Run one study and write its <study>.nc, checks.csv, summary.json and report.html.")
     s.add_argument("name", metavar="NAME", help="study: " + ", ".join(studies.names()))
     s.add_argument("case", nargs="?", default=None, help=case_help)
     s.add_argument("--out", metavar="DIR", type=Path, default=None, help="output folder (default: results/<case>/)")
+    _driver_options(s)
 
     c = sub.add_parser("check", help="load and check a case; print its elements and ratings",
                        description="Load a case and its parameter sets, check them, and print a summary.")
@@ -56,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list the embedded cases and the studies")
     return p
+
+
+def _driver_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", metavar="NAME", default=None,
+                   help="load scenario under models/scenarios/ (default: the case's [drivers] scenario)")
+    p.add_argument("--weather", metavar="FILE", default=None,
+                   help="weather file: EPW, TMY3, PVGIS TMY or CSV (default: the built-in synthetic typical year)")
 
 
 def _cmd_check(case_arg) -> int:
@@ -121,6 +130,10 @@ def main(argv=None) -> int:
         from .runner import default_out_dir, run_case
 
         case = load_case(args.case)
+        if args.weather is not None and not Path(args.weather).exists():
+            raise CaseError(f"--weather: no such file '{args.weather}'")
+        weather = str(Path(args.weather).resolve()) if args.weather is not None else None
+        case = with_drivers(case, scenario=args.scenario, weather_file=weather)
         names = None
         if args.command == "study":
             if args.name not in studies.names():
