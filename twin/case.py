@@ -164,6 +164,34 @@ class CoolingModel(_Strict):
     description: str = ""
     drive_power_factor: float = Q("power factor of the VSD-driven compressors", gt=0.5, le=1)
     motors: list[MotorSpec] = Field(default_factory=list)
+    # operating model over time (twin/cooling.py); defaults are typical values (L), the TOML cites its sources
+    motor_roles: dict[str, Literal["pump", "fan"]] = Field(
+        default_factory=dict, description="role of each motor by name: 'pump' (flow follows the heat load) or "
+        "'fan' (heat-rejection fan, follows the heat rejected)")
+    heat_rejection: Literal["cooling_tower", "dry_cooler"] = "cooling_tower"
+    design_heat_mw: float | None = Q("design heat load of one plant in MW (none: the campus's full IT load "
+                                     "with losses, shared over the plants)", gt=0, le=2000, default=None)
+    heat_loss_fraction: float = Q("heat from losses in the white space per unit of IT power", ge=0, le=0.3,
+                                  default=0.03)
+    chw_supply_degc: float = Q("chilled-water supply temperature in degC", ge=4, le=35, default=15.0)
+    chw_return_degc: float = Q("chilled-water return temperature in degC", ge=6, le=45, default=21.0)
+    evaporator_approach_k: float = Q("evaporator approach in K", ge=0, le=10, default=1.5)
+    condenser_approach_k: float = Q("condenser approach in K", ge=0, le=10, default=1.5)
+    condenser_range_k: float = Q("condenser-water range in K", gt=0, le=15, default=5.0)
+    tower_approach_k: float = Q("heat-rejection approach to the wet-bulb (tower) or dry-bulb (dry cooler) "
+                                "in K", ge=0, le=20, default=4.0)
+    min_condenser_water_degc: float = Q("lowest condenser-water temperature in chiller operation in degC",
+                                        ge=5, le=35, default=18.0)
+    carnot_fraction: float = Q("chiller COP as a fraction of the Carnot COP", gt=0.1, le=0.9, default=0.5)
+    cop_min: float = Q("lowest chiller COP", gt=0.5, le=10, default=2.0)
+    cop_max: float = Q("highest chiller COP", gt=1, le=40, default=12.0)
+    economiser: bool = True
+    economiser_hx_approach_k: float = Q("free-cooling heat-exchanger approach in K", ge=0, le=10, default=2.0)
+    pump_min_fraction: float = Q("pump power at zero heat load per unit of design", ge=0, le=1, default=0.6)
+    fan_min_fraction: float = Q("heat-rejection fan power at zero heat rejected per unit of design", ge=0, le=1,
+                                default=0.2)
+    air_side_kw_per_kw_it: float = Q("CRAH and CDU fans and pumps in kW per kW of IT", ge=0, le=0.2,
+                                     default=0.02)
 
 
 class CellModel(_Strict):
@@ -218,10 +246,46 @@ class PcsModel(_Strict):
 
 
 class PvModel(_Strict):
+    """PV system parameter set: PVWatts DC and inverter model, cell temperature, geometry, losses (twin.pv)."""
+
     description: str = ""
     inverter_ac_kw_each: float = Q("AC rating of one inverter in kW", gt=0, le=10000)
     power_factor_min: float = Q("lowest power factor at rated P", gt=0.5, le=1)
     k_sc: float = Q("short-circuit current in pu of rated current", ge=1, le=3)
+    # PVWatts DC model (pvlib.pvsystem.pvwatts_dc); pdc0 comes from the case's p_dc_kwp
+    gamma_pdc_per_k: float = Q("temperature coefficient of DC power in 1/K", ge=-0.01, le=0, default=-0.0035)
+    temp_ref_degc: float = Q("reference cell temperature in degC", ge=0, le=50, default=25.0)
+    low_irradiance_k: float = Q("PVWatts low-irradiance correction k (Marion 2008), dimensionless", ge=0,
+                                le=0.1, default=0.0)
+    # cell temperature: SAPM (King 2004) parameters, pvlib.temperature.sapm_cell
+    sapm_a: float = Q("SAPM temperature coefficient a, dimensionless (ln of K m2/W)", ge=-10, le=0, default=-3.47)
+    sapm_b: float = Q("SAPM temperature coefficient b in s/m", ge=-1, le=0, default=-0.0594)
+    sapm_delta_t_k: float = Q("SAPM cell minus back-of-module temperature at 1000 W/m2 in K", ge=0, le=20,
+                              default=3.0)
+    # geometry and optics
+    surface_tilt_deg: float = Q("default surface tilt in degrees from horizontal", ge=0, le=90, default=10.0)
+    surface_azimuth_deg: float = Q("default surface azimuth in degrees east of north (180 = south)", ge=0, lt=360,
+                                   default=180.0)
+    albedo: float = Q("ground albedo (0-1)", ge=0, le=1, default=0.2)
+    transposition_model: Literal["isotropic", "haydavies", "perez"] = "haydavies"
+    iam_n: float = Q("refractive index of the cover glass for pvlib.iam.physical", ge=1, le=2, default=1.526)
+    iam_k_per_m: float = Q("glazing extinction coefficient in 1/m for pvlib.iam.physical", ge=0, le=100,
+                           default=4.0)
+    iam_l_m: float = Q("glazing thickness in m for pvlib.iam.physical", ge=0, le=0.02, default=0.002)
+    # system losses in % (pvlib.pvsystem.pvwatts_losses), applied to DC power as PVWatts does
+    soiling_pct: float = Q("soiling loss in %", ge=0, le=50, default=2.0)
+    shading_pct: float = Q("shading loss in %", ge=0, le=50, default=0.0)
+    snow_pct: float = Q("snow loss in %", ge=0, le=50, default=0.0)
+    mismatch_pct: float = Q("module mismatch loss in %", ge=0, le=20, default=2.0)
+    wiring_pct: float = Q("DC wiring loss in %", ge=0, le=20, default=2.0)
+    connections_pct: float = Q("connector loss in %", ge=0, le=20, default=0.5)
+    lid_pct: float = Q("light-induced degradation in %", ge=0, le=20, default=1.5)
+    nameplate_rating_pct: float = Q("nameplate rating loss in %", ge=0, le=20, default=1.0)
+    age_pct: float = Q("age-related degradation in %", ge=0, le=50, default=0.0)
+    availability_pct: float = Q("availability loss (outages, curtailment) in %", ge=0, le=50, default=3.0)
+    # PVWatts inverter (pvlib.inverter.pvwatts)
+    eta_inv_nom: float = Q("nominal inverter efficiency (0-1)", gt=0.5, le=1, default=0.96)
+    eta_inv_ref: float = Q("reference inverter efficiency of the PVWatts curve (0-1)", gt=0.5, le=1, default=0.9637)
 
 
 class Band(_Strict):
@@ -410,6 +474,10 @@ class PvSystem(_Strict):
     length_km: float = Q("cable length in km", gt=0, le=50)
     transformer: ModelRef
     lv_board: ModelRef
+    surface_tilt_deg: float | None = Q("surface tilt in degrees (default: the PV model's)", ge=0, le=90,
+                                       default=None)
+    surface_azimuth_deg: float | None = Q("surface azimuth in degrees east of north (default: the PV model's)",
+                                          ge=0, lt=360, default=None)
 
 
 class Auxiliary(_Strict):
