@@ -147,6 +147,19 @@ class ServerModel(_Strict):
                                   ge=0, le=50)
     server_overhead_idle_kw: float = Q("server power other than GPUs at idle in kW", ge=0, le=50)
     power_factor: float = Q("power factor", gt=0.5, le=1)
+    # optional (twin.gpu, the dynamic hall model); the defaults keep the simple model's meaning
+    gpu_memory_bound_fraction: float = Q("GPU power in a memory-bound phase (inference) as a fraction of full "
+                                         "power", ge=0, le=1, default=0.75)
+    gpu_comm_fraction: float = Q("GPU power in a communication phase of training as a fraction of full power",
+                                 ge=0, le=1, default=0.45)
+    psu_efficiency: float = Q("power-supply efficiency at full load; 1 when the overhead includes the PSU loss",
+                              gt=0.5, le=1, default=1.0)
+    psu_efficiency_idle: float | None = Q("power-supply efficiency at idle (default: psu_efficiency)", gt=0.5,
+                                          le=1, default=None)
+    power_factor_idle: float | None = Q("power factor at idle (default: power_factor)", gt=0.5, le=1,
+                                        default=None)
+    rise_time_s: float = Q("duration of the server's linear power ramp on a workload start or stop in s", ge=0,
+                           le=60, default=0.0)
 
 
 class MotorSpec(_Strict):

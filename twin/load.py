@@ -57,3 +57,4 @@ def q_from_pf(p_mw, power_factor):
     """Reactive power (Mvar, inductive positive for a load) from active power and power factor."""
     p = np.asarray(p_mw, dtype=float)
     return p * np.tan(np.arccos(power_factor))
+from .gpu import hall_it_power_mw, server_power_kw  # noqa: E402, F401, F811 (twin.gpu, with PSU efficiency)
