@@ -29,7 +29,8 @@ def run_dir(request, tmp_path_factory):
 
 def test_run_writes_every_file(run_dir):
     _, out = run_dir
-    for f in ("loadflow.nc", "shortcircuit.nc", "contingency.nc", "checks.csv", "summary.json", "report.html"):
+    for f in ("loadflow.nc", "shortcircuit.nc", "contingency.nc", "drivers.nc", "checks.csv", "summary.json",
+              "report.html"):
         assert (out / f).exists(), f
     assert not list(out.glob(".tmp-*")), "temporary files left behind"
     for nc in out.glob("*.nc"):
@@ -47,7 +48,7 @@ def test_summary_counts_equal_checks_csv(run_dir):
     assert set(checks.status) <= {"PASS", "WARN", "FAIL"}
     assert summary["case"] == name and len(summary["case_sha256"]) == 64
     assert {"python", "pandapower", "numpy", "xarray"} <= set(summary["versions"])
-    assert set(summary["studies"]) == {"loadflow", "shortcircuit", "contingency"}
+    assert set(summary["studies"]) == {"loadflow", "shortcircuit", "contingency", "drivers"}
     for study, fig in summary["studies"].items():
         rows = checks[checks.study == study]
         assert fig["checks"] == len(rows)

@@ -106,13 +106,14 @@ def render_html(case, summary: dict, checks: pd.DataFrame, datasets: dict[str, x
 
     overview, totals = _overview(summary, checks, datasets)
     overall = _overall(totals)
-    findings = _findings(case, checks, datasets, net, cap, warn_frac)
+    findings = _findings(case, checks, datasets, net, cap, warn_frac, summary.get("studies") or {})
     sld = _sld_figure(net, datasets.get("loadflow"))
     figures = [f for f in (_voltage_figure(case, datasets.get("loadflow")),
                            _import_figure(datasets.get("loadflow"), cap),
                            _loading_figure(case, datasets.get("loadflow")),
                            _shortcircuit_figure(datasets.get("shortcircuit"), net),
-                           _contingency_figure(datasets.get("contingency"), cap)) if f is not None]
+                           _contingency_figure(datasets.get("contingency"), cap),
+                           *_drivers_figures(case, datasets.get("drivers"), cap)) if f is not None]
 
     problems = checks[checks.status.isin(["FAIL", "WARN"])].copy()
     problems["_order"] = problems.status.map(_STATUS_ORDER)
@@ -430,11 +431,14 @@ def _bus_names(ds_bus: list[str], net) -> list[str]:
 # headline findings
 
 
-def _findings(case, checks: pd.DataFrame, datasets: dict, net, cap: float, warn_frac: float) -> list[dict]:
+def _findings(case, checks: pd.DataFrame, datasets: dict, net, cap: float, warn_frac: float,
+              summary_studies: dict | None = None) -> list[dict]:
+    summary_studies = summary_studies or {}
     out: list[dict] = []
     out += _loadflow_findings(case, checks, datasets.get("loadflow"), net, cap, warn_frac)
     out += _shortcircuit_findings(checks, datasets.get("shortcircuit"), net, warn_frac)
     out += _contingency_findings(case, checks, datasets.get("contingency"), net, cap, warn_frac)
+    out += _drivers_findings(case, summary_studies.get("drivers"), cap)
     covered = {f.get("covers") for f in out}
     for study in checks.study.unique():  # the tightest check of every study, unless a finding above says it
         rows = checks[checks.study == study]
@@ -450,6 +454,56 @@ def _findings(case, checks: pd.DataFrame, datasets: dict, net, cap: float, warn_
         if len(fails):
             text += f" {len(fails)} FAIL ({what})."
         out.append(dict(status=r.status, text=text))
+    return out
+
+
+def _drivers_findings(case, fig: dict | None, cap: float) -> list[dict]:
+    """Plain-words lines from the drivers study's key figures (a year of weather, PV, IT, cooling)."""
+    if not fig or "it_energy_mwh" not in fig:
+        return []
+    out = [dict(status="INFO", text=(
+        f"Drivers ({fig.get('scenario')} scenario, {fig.get('resolution_s', 0):g} s steps): IT {_fmt(fig['it_energy_mwh'], 'MWh')} "
+        f"a year, peak {_fmt(fig['it_peak_mw'], 'MW')}; facility {_fmt(fig['facility_energy_mwh'], 'MWh')}, peak "
+        f"{_fmt(fig['facility_peak_mw'], 'MW')}; annual PUE {fig['pue_annual']:.3f}; PV "
+        f"{_fmt(fig['pv_energy_mwh'], 'MWh')} ({fig['pv_specific_yield_kwh_kwp']:.0f} kWh/kWp); GHI "
+        f"{fig['ghi_annual_kwh_m2']:.0f} kWh/m2."))]
+    hours = fig.get("hours_net_load_above_cap_h")
+    if hours is not None:
+        status = "FAIL" if fig.get("days_cap_not_holdable", 0) else ("WARN" if hours > 0 else "PASS")
+        out.append(dict(status=status, covers=("drivers", "energy_above_cap_mwh"), text=(
+            f"Facility load less PV is above the {_fmt_cap(cap)} cap for {hours:.0f} h of the year; the worst day "
+            f"has {_fmt(fig.get('energy_above_cap_max_day_mwh', float('nan')), 'MWh')} above the cap; on "
+            f"{fig.get('days_cap_not_holdable', 0)} days the battery cannot cover it or recharge under the cap.")))
+    return out
+
+
+def _drivers_figures(case, ds, cap: float) -> list[dict | None]:
+    """A July week of the drivers, month-by-hour net load and load-duration curves (:mod:`twin.views`)."""
+    if ds is None or "time" not in ds.dims or "facility_p_mw" not in ds:
+        return []
+    from . import views
+
+    tz = case.spec.site.timezone
+    out = []
+    names = [v for v in ("facility_p_mw", "it_p_mw", "cooling_p_mw", "pv_p_mw", "temp_air", "price_cny_per_kwh")
+             if v in ds]
+    year = pd.DatetimeIndex(ds.time.values)[len(ds.time) // 2].year
+    fig = _new_figure(10.0, 1.5 * len(names) + 0.6)
+    views.plot_week(ds, names, f"{year}-07-14", tz=tz, fig=fig)
+    out.append({"title": "A week of the drivers (July)", "png": _png(fig),
+                "caption": f"Facility load, IT load (all halls), cooling, PV, outdoor temperature and energy price over "
+                           f"the week from {year}-07-14, local time ({tz})."})
+    fig = _new_figure(9.0, 4.0)
+    views.plot_month_hour(ds.net_load_mw, tz=tz, ax=fig.subplots())
+    out.append({"title": "Facility load less PV by month and hour", "png": _png(fig),
+                "caption": "Mean of facility load less PV (MW) by month and local hour: the grid import with the "
+                           "battery idle, before network losses."})
+    fig = _new_figure(8.0, 4.0)
+    views.plot_load_duration({"facility load": ds.facility_p_mw, "facility less PV": ds.net_load_mw,
+                              "IT load": ds.it_p_mw}, ax=fig.subplots(), limit=cap,
+                             limit_label=f"firm import cap {_fmt_cap(cap)}")
+    out.append({"title": "Load-duration curves", "png": _png(fig),
+                "caption": "Hours of the year at or above each power; the dashed line is the firm import cap."})
     return out
 
 

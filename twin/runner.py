@@ -61,10 +61,19 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return path
 
 
+def _encoding(ds) -> dict:
+    """Lossless compression for long numeric variables (a year at 1 min is 525,600 steps per variable)."""
+    enc = {}
+    for name, var in ds.data_vars.items():
+        if var.size >= 10_000 and var.dtype.kind in "fiub":
+            enc[name] = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+    return enc
+
+
 def atomic_write_netcdf(path: Path, ds) -> Path:
     tmp = _tmp_in(path.parent, ".nc")
     try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
+        ds.to_netcdf(tmp, engine="h5netcdf", encoding=_encoding(ds))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -108,6 +117,8 @@ def run_case(case: Case | str | Path | None = None, study_names: Iterable[str] |
         case = load_case(case)
     names = list(study_names) if study_names is not None else study_registry.names()
     funcs = [study_registry.get(n) for n in names]  # unknown study: KeyError before anything is written
+    for n in names:  # bad inputs of any study (a weather file, a scenario): CaseError before anything is written
+        study_registry.check(n, case)
     out = Path(out_dir) if out_dir is not None else default_out_dir(case)
     out.mkdir(parents=True, exist_ok=True)
 

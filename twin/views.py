@@ -46,7 +46,7 @@ def plot_week(ds: xr.Dataset, variables: list[str], start, tz: str | None = None
         t0 = pd.Timestamp(start, tz=idx.tz)
         sel = (idx >= t0) & (idx < t0 + pd.Timedelta(days=7))
         ax.plot(idx[sel], da.values[sel], lw=0.8)
-        ax.set_ylabel(_label(da), fontsize=7)
+        ax.set_ylabel(f"{v}\n({da.attrs.get('units', '')})", fontsize=7)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel(f"local time ({tz or 'UTC'})")
     fig.tight_layout()

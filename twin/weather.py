@@ -58,7 +58,7 @@ MAX_ZENITH_DEG = 87.0   # above this (interval midpoint), all irradiance is take
 IRR_NOISE_WM2 = 10.0    # negative irradiance down to this is sensor night offset, clipped to 0; below, an error
 
 
-class WeatherFileError(ValueError):
+class WeatherFileError(CaseError):
     """A weather file cannot be used. The message is one line: the file and what is wrong, where."""
 
 

@@ -23,11 +23,21 @@ class StudyResult:
 
 
 # study name -> module under twin.studies, in the order ``twin run`` runs them (imported when used)
-STUDIES = {"loadflow": "loadflow", "shortcircuit": "shortcircuit", "contingency": "contingency"}
+STUDIES = {"loadflow": "loadflow", "shortcircuit": "shortcircuit", "contingency": "contingency",
+           "drivers": "drivers"}
 
 
 def names() -> list[str]:
     return list(STUDIES)
+
+
+def check(name: str, case) -> None:
+    """Run a study's input check (its module's ``check(case)``, if it has one) without running the study."""
+    import importlib
+
+    fn = getattr(importlib.import_module(f"{__name__}.{STUDIES[name]}"), "check", None)
+    if fn is not None:
+        fn(case)
 
 
 def get(name: str) -> Callable:
