@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import time as _time
-import tomllib
 import warnings
 from pathlib import Path
 
@@ -44,7 +43,7 @@ import pvlib
 import xarray as xr
 
 from . import paths
-from .case import Case, CaseError, PvModel, PvSystem
+from .case import Case, PvModel, PvSystem
 
 __all__ = [
     "WEATHER_COLUMNS",
@@ -319,12 +318,11 @@ def pv_output(case: Case, weather: pd.DataFrame, solar_position: pd.DataFrame | 
     """
     t0 = _time.perf_counter()
     check_weather(weather)
-    site = case.spec.site
-    if solar_position is None:
-        solar_position = solar_position_midpoints(weather.index, site.latitude_deg, site.longitude_deg,
-                                                  site.altitude_m)
-    else:
-        solar_position = _check_solar_position(solar_position, weather.index)
+    if solar_position is None:  # the weather module's cached solar position of the same index (computed once)
+        from .weather import solar_position as _solpos
+
+        solar_position = _solpos(case, weather.index)
+    solar_position = _check_solar_position(solar_position, weather.index)
     if not 0 < power_factor <= 1:
         raise ValueError(f"power_factor: expected a value in (0, 1], found {power_factor}")
     n, systems = len(weather), case.spec.pv
@@ -387,13 +385,9 @@ def _load_pv_params(name: str) -> PvModel:
 
 
 def _read_validation_case(path: Path) -> dict:
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise CaseError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CaseError(f"{path}: not valid TOML: {exc}") from None
+    from .case import _read_toml
+
+    return _read_toml(path)
 
 
 def _variability(poa: pd.Series) -> float:
