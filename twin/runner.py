@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import platform
 import tempfile
@@ -81,13 +82,15 @@ def atomic_write_netcdf(path: Path, ds) -> Path:
 
 
 def _jsonable(obj):
-    """Plain JSON types from numpy scalars and nested containers."""
+    """Plain JSON types from numpy scalars and nested containers; NaN and infinity become null."""
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_jsonable(v) for v in obj]
     if hasattr(obj, "item") and not isinstance(obj, str):
-        return obj.item()
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None  # strict JSON has no NaN or infinity: null means "not applicable / not computed"
     return obj
 
 
@@ -148,7 +151,7 @@ def run_case(case: Case | str | Path | None = None, study_names: Iterable[str] |
         "versions": versions(),
         "studies": {r.name: _jsonable(r.summary) for r in results},
     }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, allow_nan=True))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
     from .report import write_html
 
     write_html(out, case, summary, checks, {r.name: r.dataset for r in results}, net)

@@ -49,7 +49,8 @@ def plot_week(ds: xr.Dataset, variables: list[str], start, tz: str | None = None
         ax.set_ylabel(f"{v}\n({da.attrs.get('units', '')})", fontsize=7)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel(f"local time ({tz or 'UTC'})")
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     return fig
 
 
