@@ -465,8 +465,9 @@ def _drivers_findings(case, fig: dict | None, cap: float) -> list[dict]:
         f"Drivers ({fig.get('scenario')} scenario, {fig.get('resolution_s', 0):g} s steps): IT {_fmt(fig['it_energy_mwh'], 'MWh')} "
         f"a year, peak {_fmt(fig['it_peak_mw'], 'MW')}; facility {_fmt(fig['facility_energy_mwh'], 'MWh')}, peak "
         f"{_fmt(fig['facility_peak_mw'], 'MW')}; annual PUE {fig['pue_annual']:.3f}; PV "
-        f"{_fmt(fig['pv_energy_mwh'], 'MWh')} ({fig['pv_specific_yield_kwh_kwp']:.0f} kWh/kWp); GHI "
-        f"{fig['ghi_annual_kwh_m2']:.0f} kWh/m2."))]
+        f"{_fmt(fig['pv_energy_mwh'], 'MWh')}"
+        + (f" ({fig['pv_specific_yield_kwh_kwp']:.0f} kWh/kWp)" if fig.get("pv_specific_yield_kwh_kwp") else "")
+        + f"; GHI {fig['ghi_annual_kwh_m2']:.0f} kWh/m2."))]
     hours = fig.get("hours_net_load_above_cap_h")
     if hours is not None:
         status = "FAIL" if fig.get("days_cap_not_holdable", 0) else ("WARN" if hours > 0 else "PASS")
