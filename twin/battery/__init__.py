@@ -1,4 +1,12 @@
-"""Battery system: ratings now; the numba electro-thermal model, BMS limits and ageing come with the battery issue.
+"""Battery: system ratings here; the cell model and its parts in submodules.
+
+- :mod:`twin.battery.params` -- cell parameter sets (``models/battery/ecm/``), checked on loading;
+- :mod:`twin.battery.cell` -- numba electro-thermal equivalent-circuit kernel (current and power control, limits);
+- :mod:`twin.battery.calibration` -- HPPC fit and constant-current validation (K2 26650 data);
+- :mod:`twin.battery.bms` -- charge and discharge limits against SOC and temperature;
+- :mod:`twin.battery.ageing` -- capacity fade and resistance growth (NREL BLAST-Lite, optional extra).
+
+The system model (racks on a shared DC bus, container thermal network and HVAC) is still to come (battery issue).
 
 Ratings follow DESIGN.md: the energy rating is the beginning-of-life DC nameplate (cells x cell energy); the power
 rating is AC active power at the PCS terminals; usable AC energy is computed, not entered.
