@@ -47,8 +47,8 @@ Performance: about 1e7 cell-steps/s on one thread in current mode and about half
 the 2-core AMD EPYC development machine, 1000 cells x 86400 steps at 1 s, streamed in chunks through
 :func:`run_kernel`), an order of magnitude short of the battery issue's 1e8 target. Each step evaluates five
 SOC tables, three Arrhenius factors (Taylor-updated, see ``run_kernel``), the exact RC and thermal updates and the
-limit checks; the next speed-ups are vectorising across cells (time-outer loop, branch-free limit checks) and
-threads.
+limit checks. Blocks of 64 cells run in numba threads (``prange``): about twice the throughput on two cores.
+The next speed-up is vectorising across cells (time-outer loop, branch-free limit checks).
 
 References
 ----------
@@ -62,7 +62,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .params import CellParams, PackedCell, pack
 
@@ -269,7 +269,7 @@ def _current_for_power(p, z0, k0, ocv0, v10, v20, dt, cq, dtk, r0, r1, r2, ph1, 
 # the kernel
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", parallel=True)
 def run_kernel(mode, sg, ocv, dudt, ocvi, dudti, rsg, r0t, r1t, tau1t, r2t, tau2t, scal, cap_scale, r_scale,
                req, t_amb_k, dt, z, v1, v2, tk, o_v, o_vend, o_i, o_soc, o_t, o_v1, o_v2, o_qirr, o_qrev, o_qamb,
                o_prc, o_flag):
@@ -314,7 +314,9 @@ def run_kernel(mode, sg, ocv, dudt, ocvi, dudti, rsg, r0t, r1t, tau1t, r2t, tau2
     idt = 1.0 / dt
     grth = 1.0 / rth
     gcth = 1.0 / cth
-    for c0 in range(0, n, _BLOCK):
+    nblocks = (n + _BLOCK - 1) // _BLOCK
+    for b in prange(nblocks):  # blocks of cells are independent: numba threads share them out
+        c0 = b * _BLOCK
         nb = min(_BLOCK, n - c0)
         # per-cell state and exp caches of this block of cells (cells interleave in the time loop so that the
         # CPU overlaps their independent dependency chains)
