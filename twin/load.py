@@ -1,33 +1,15 @@
 """Campus loads for snapshot studies: GPU-hall IT power, cooling plant split, auxiliaries.
 
-The drivers issue adds the dynamic hall model (training iterations, checkpoints, job mix); the snapshot studies
-need only the power at a given utilisation, which is what this module gives, from the server parameter set
-(``models/it``) and the hall's GPU count in the case.
+The GPU-hall IT power at a given utilisation (``server_power_kw``, ``hall_it_power_mw``) and the dynamic hall
+model live in :mod:`twin.gpu` and are re-exported here for the snapshot studies.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .case import CoolingModel, ServerModel
-
-
-def server_power_kw(server: ServerModel, utilisation):
-    """Wall power of one server in kW.
-
-    ``P = n_gpu * P_gpu * (f_idle + (1 - f_idle) * u) + P_oh_idle + (P_oh - P_oh_idle) * u``, with ``u`` the GPU
-    utilisation between idle (0) and full training power (1). Array in, array out.
-    """
-    u = np.asarray(utilisation, dtype=float)
-    gpu = server.gpus_per_server * server.gpu_kw * (server.gpu_idle_fraction + (1.0 - server.gpu_idle_fraction) * u)
-    overhead = server.server_overhead_idle_kw + (server.server_overhead_kw - server.server_overhead_idle_kw) * u
-    return gpu + overhead
-
-
-def hall_it_power_mw(server: ServerModel, gpu_count: int, network_storage_kw: float, utilisation):
-    """IT power of a hall in MW: servers (``gpu_count / gpus_per_server`` of them) plus network and storage."""
-    n_servers = gpu_count / server.gpus_per_server
-    return (n_servers * server_power_kw(server, utilisation) + network_storage_kw) / 1000.0
+from .case import CoolingModel
+from .gpu import hall_it_power_mw, server_power_kw  # noqa: F401  (IT power lives in twin.gpu)
 
 
 def motor_electrical_mw(pn_mech_kw: float, loading_percent: float, efficiency_percent: float) -> float:
@@ -57,4 +39,3 @@ def q_from_pf(p_mw, power_factor):
     """Reactive power (Mvar, inductive positive for a load) from active power and power factor."""
     p = np.asarray(p_mw, dtype=float)
     return p * np.tan(np.arccos(power_factor))
-from .gpu import hall_it_power_mw, server_power_kw  # noqa: E402, F401, F811 (twin.gpu, with PSU efficiency)
