@@ -2,7 +2,9 @@
 
 Fit on the HPPC tests only; the CC discharges are simulated from their measured current and chamber temperature
 and never used in the fit. Bands per temperature: voltage RMSE <= 25 mV over 10-90 % SOC, delivered capacity
-within 2 %, cell temperature within 1.0 K (validation/lfp_k2_26650.toml).
+within 2 %, cell temperature within 1.0 K (validation/lfp_k2_26650.toml). The K2 HPPC files' temperature columns are
+rotated against their current (two tests joined in opposite orders); the thermal fit re-pairs them and warns
+(ChannelLagWarning, silenced here except where it is the subject).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from twin.battery import calibration as cal
 
 DATA = paths.shared_data_dir()
 K2 = DATA / "lfp_k2_26650" if DATA is not None else None
-pytestmark = pytest.mark.skipif(K2 is None or not K2.is_dir(), reason="K2 data not found (../shared/data)")
+pytestmark = [pytest.mark.skipif(K2 is None or not K2.is_dir(), reason="K2 data not found (../shared/data)"),
+              pytest.mark.filterwarnings("ignore::twin.battery.calibration.ChannelLagWarning")]
+K2_LAG_ROWS = 23695   # rows of the 5 % SOC-step test that open the temperature columns of each K2 HPPC file
 
 BANDS = {"v_rmse_mv_max": 25.0, "capacity_err_pct_max": 2.0, "t_abs_err_k_max": 1.0}
 
@@ -51,24 +55,51 @@ def test_voltage_and_capacity_bands(fit_all, t):
     assert abs(m["capacity_err_pct"]) <= 2.0, m
 
 
-@pytest.mark.parametrize("t", [30, 50])
+@pytest.mark.parametrize("t", [20, 30, 50])
 def test_temperature_band(fit_all, t):
+    """Cell temperature within 1.0 K at every temperature, 20 degC included (4.15 K of 1C self-heating measured):
+    it held only after the HPPC temperature columns were re-paired with the current (1.33 K before)."""
     m = fit_all[0][f"{t}C"]
     assert m["t_max_abs_err_k"] <= 1.0, m
+    assert m["passed"], m
 
 
-def test_temperature_20c_within_1p5_k(fit_all):
-    """At 20 degC the HPPC-fitted thermal node under-predicts the 1C self-heating (4.2 K measured, 2.8 K modelled):
-    the HPPC tests heat the cell by < 1.5 K, too little to pin the thermal resistance (see the module docstring
-    of twin.battery.calibration). What holds: within 1.5 K; the 1.0 K band is the xfail below."""
-    m = fit_all[0]["20C"]
-    assert m["t_max_abs_err_k"] <= 1.5, m
+@pytest.mark.filterwarnings("ignore:fit_hppc. one test temperature")
+def test_temperature_columns_re_paired_with_current(fit_all, tmp_path):
+    """Each K2 HPPC file's temperature columns are rotated by 23,695 rows against its current: the fit finds that
+    from the data and warns; files whose columns are synchronous are left alone and give the same thermal node."""
+    params = fit_all[0]["params"]
+    assert params["_channel_lag_rows"] == {f"HPPC_{t}C.csv": K2_LAG_ROWS for t in (20, 30, 50)}
+    with pytest.warns(cal.ChannelLagWarning, match=rf"HPPC_30C.csv: .* rotated by {K2_LAG_ROWS}"):
+        cal.fit_hppc(hppc(30))
+    synchronous = []
+    for t in (20, 30, 50):
+        lines = hppc(t).read_text().splitlines()
+        rows = [r.split(",") for r in lines[2:]]
+        out = tmp_path / f"HPPC_{t}C.csv"
+        out.write_text("\n".join(lines[:2] + [",".join(r[:2] + rows[(k + K2_LAG_ROWS) % len(rows)][2:])
+                                              for k, r in enumerate(rows)]) + "\n")
+        synchronous.append(out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cal.ChannelLagWarning)
+        p_sync = cal.fit_hppc(synchronous)
+    assert set(p_sync["_channel_lag_rows"].values()) == {0}
+    for key in ("heat_capacity_j_per_k", "r_th_k_per_w"):
+        assert p_sync[key] == pytest.approx(params[key], rel=0.05), key
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: HPPC-only thermal fit, 20 degC CC self-heating under-predicted "
-                                       "by about 1.3 K")
-def test_temperature_20c_band(fit_all):
-    assert fit_all[0]["20C"]["t_max_abs_err_k"] <= 1.0
+def test_rig_offset_reproducible_and_linear(fit_all):
+    """The offset between the node's ambient and the chamber reading is the rig's: the two records of each HPPC file
+    (different tests) agree within 0.1 K, and it falls with the chamber temperature (heat path to the lab room)."""
+    params = fit_all[0]["params"]
+    recs = sorted(params["_thermal_records"])
+    assert len(recs) == 6
+    by_t = {}
+    for t_ch, s, _n in recs:
+        by_t.setdefault(round(t_ch / 10), []).append(s)
+    assert all(len(v) == 2 and abs(v[0] - v[1]) <= 0.1 for v in by_t.values()), by_t
+    s_ref, slope = params["_t_amb_offset_k"]
+    assert abs(s_ref) <= 0.3 and -0.05 <= slope < 0.0, (s_ref, slope)
 
 
 def test_leave_one_temperature_out(leave_30_out):
@@ -77,6 +108,16 @@ def test_leave_one_temperature_out(leave_30_out):
     assert abs(m["capacity_err_pct"]) <= 2.0, m
     assert m["t_max_abs_err_k"] <= 1.0, m
     assert m["passed"], m
+
+
+def test_thermal_node_stable_when_a_temperature_is_left_out(fit_all, leave_30_out):
+    """C_th and R_th from any two HPPC temperatures within 10 % of the three-temperature fit (a property of the cell
+    and its mounting, not of the test temperature)."""
+    full = fit_all[0]["params"]
+    subsets = [leave_30_out["params"], cal.fit_hppc([hppc(30), hppc(50)]), cal.fit_hppc([hppc(20), hppc(30)])]
+    for p in subsets:
+        for key in ("heat_capacity_j_per_k", "r_th_k_per_w"):
+            assert p[key] == pytest.approx(full[key], rel=0.1), (key, p["_tested_t_degc"], p[key], full[key])
 
 
 def test_parameter_file_round_trip_and_arrhenius(fit_all):
