@@ -234,6 +234,11 @@ class ContainerModel(_Strict):
     dc_efficiency_one_way: float = Q("one-way DC efficiency of the battery (0-1)", gt=0.5, le=1)
     aux_kw: float = Q("auxiliary consumption (HVAC, BMS) in kW", ge=0, le=1000)
     aux_power_factor: float = Q("power factor of the auxiliaries", gt=0.5, le=1)
+    ecm: ModelRef | None = Field(None, description="cell model parameter set under models/battery/ecm/ "
+                                                   "(default: the cell's name)")
+    bms: ModelRef = Field("lfp_default", description="BMS limits under models/battery/bms/")
+    thermal: ModelRef | None = Field(None, description="container thermal network and HVAC under "
+                                                       "models/battery/thermal/ (none: cells at ambient)")
 
     @model_validator(mode="after")
     def _check(self):
