@@ -72,67 +72,53 @@ def _expm1(y):
     return p
 
 
-# Tables are evaluated as sums of hinge functions, y(x) = y0 + sum_k sl_k clamp(x - xs_k, 0, wd_k) (constant beyond
-# the ends), in sweeps with the elements innermost so that every loop vectorises.
+# --- table functions: generated per parameter set by twin.battery._codegen (constants compiled in) ---
+# The stubs below only let this module import; the kernel that runs is the generated module, which replaces this
+# block. Each table is piecewise linear in its grid (constant beyond the ends), written as a sum of hinge functions
+# y(x) = y0 + sum_k s_k clamp(x - x_k, 0, w_k) with the grid's numbers as literals, so that the element loops are
+# branch-free and LLVM vectorises them across cells.
 
 
-@njit(cache=True, error_model="numpy", fastmath=True, **_NA)
-def _sweep(x, out, xs, ys, sl, wd, n):
-    for j in range(n):
-        out[j] = ys[0]
-    for k in range(sl.size):
-        xk = xs[k]
-        sk = sl[k]
-        wk = wd[k]
-        for j in range(n):
-            out[j] += sk * min(max(x[j] - xk, 0.0), wk)
+@njit(cache=True, inline="always")
+def _tab_r(z):  # -> R0, R1, tau1, R2, tau2 at T_ref (ohm, s)
+    raise NotImplementedError("use twin.battery._codegen.kernel_for()")
 
 
-@njit(cache=True, error_model="numpy", fastmath=True, **_NA)
-def _sweep_slope(x, out, xs, sl, n):
-    """Slope of the table in the piece holding x (0 beyond the ends), added to ``out``."""
-    for k in range(sl.size):
-        xk = xs[k]
-        xk1 = xs[k + 1]
-        sk = sl[k]
-        for j in range(n):
-            out[j] += sk if (x[j] >= xk) and (x[j] < xk1) else 0.0
+@njit(cache=True, inline="always")
+def _arrhenius(x):  # -> exp(Ea_i/R x) for R0, R1, R2, x = 1/T - 1/T_ref
+    raise NotImplementedError("use twin.battery._codegen.kernel_for()")
 
 
-@njit(cache=True, error_model="numpy", fastmath=True, **_NA)
-def _sweep_path(z0, z1, acc, y1, xs, ys, sl, wd, n):
-    """Integral of the table from z1 to z0 into ``acc``, the table at z1 into ``y1`` (exact, piecewise linear)."""
-    m = sl.size
-    x0 = xs[0]
-    xn = xs[m]
-    y0 = ys[0]
-    yn = ys[m]
-    for j in range(n):
-        acc[j] = y0 * (min(z0[j] - x0, 0.0) - min(z1[j] - x0, 0.0)) + yn * (max(z0[j] - xn, 0.0) -
-                                                                         max(z1[j] - xn, 0.0))
-        y1[j] = y0
-    for k in range(m):
-        xk = xs[k]
-        yk = ys[k]
-        sk = sl[k]
-        wk = wd[k]
-        for j in range(n):
-            c0 = min(max(z0[j] - xk, 0.0), wk)
-            c1 = min(max(z1[j] - xk, 0.0), wk)
-            acc[j] += (c0 - c1) * (yk + 0.5 * sk * (c0 + c1))
-            y1[j] += sk * c1
+@njit(cache=True, inline="always")
+def _tab_ocv(z):  # -> OCV (V), dU/dT (V/K), the OCV's slope in SOC in the piece holding z
+    raise NotImplementedError("use twin.battery._codegen.kernel_for()")
+
+
+@njit(cache=True, inline="always")
+def _tab_path(z0, z1):  # -> integral of OCV from z1 to z0, OCV(z1), the same for dU/dT
+    raise NotImplementedError("use twin.battery._codegen.kernel_for()")
+
+
+@njit(cache=True, inline="always")
+def _tab_bms_t(t):  # -> charge, discharge derating factor at cell temperature t (K)
+    raise NotImplementedError("use twin.battery._codegen.kernel_for()")
+
+
+@njit(cache=True, inline="always")
+def _tab_bms_soc(z):  # -> charge, discharge SOC taper factor
+    raise NotImplementedError("use twin.battery._codegen.kernel_for()")
+# --- end of table functions ---
 
 
 # state rows (st[c, r, row, j]) and rows of the per-rack work array (P[r, row, j]): every element loop touches only
 # these two arrays, so that LLVM needs one runtime alias check and vectorises it
 S_Z, S_V1, S_V2, S_T, S_Q, S_RS = range(6)
 N_S = 6
-(W_F0, W_F1, W_F2, W_B0, W_B1, W_B2, W_B3, W_B4, W_OCV, W_DU, W_SLO, W_FTC, W_FTD, W_FSC, W_FSD,
- W_R0, W_R1, W_R2, W_A1, W_A2, W_PH1, W_PH2, W_C1, W_C2, W_G1, W_G2,
- W_DCUR, W_DSOC, W_DVOL, W_CCUR, W_CSOC, W_CVOL, W_EM, W_GM, W_OCVT,
- W_Z1, W_IU, W_OCV1, W_ID, W_DU1, W_VM, W_VE, W_QI, W_QR, W_QA, W_PRC, W_ZN, W_V1N, W_V2N, W_TN, W_EX,
- W_T1, W_T2, W_T3, W_T4, W_T5, W_DG, W_DT, W_SLD) = range(59)
-N_W = 59
+(W_R0, W_R1, W_R2, W_A1, W_A2, W_PH1, W_PH2, W_C1, W_C2, W_OCVT, W_DU, W_EM, W_GM,
+ W_DCUR, W_DSOC, W_DVOL, W_CCUR, W_CSOC, W_CVOL,
+ W_VM, W_VE, W_QI, W_QR, W_QA, W_PRC, W_ZN, W_V1N, W_V2N, W_TN, W_EX,
+ W_T1, W_T2, W_T3, W_T4, W_T5, W_DG, W_DT, W_G1, W_G2, W_KZ) = range(40)
+N_W = 40
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, inline="always")
@@ -148,91 +134,97 @@ def _tree_min(x, n):
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, **_NA)
-def _arrhenius(t, f0, f1, f2, e0, e1, e2, itr):
-    """Arrhenius factors exp(Ea/R (1/T - 1/T_ref)) of R0, R1, R2 (REFERENCE.md)."""
-    for j in range(t.size):
-        x = 1.0 / t[j] - itr
-        f0[j] = 1.0 + _expm1(e0 * x)
-        f1[j] = 1.0 + _expm1(e1 * x)
-        f2[j] = 1.0 + _expm1(e2 * x)
-
-
-@njit(cache=True, error_model="numpy", fastmath=True, **_NA)
-def _rc(rs, f0, f1, f2, b0, b1, b2, b3, b4, r0o, r1o, r2o, a1o, a2o, ph1o, ph2o, c1o, c2o, dt):
-    """Resistances, RC decay factors a = exp(-dt/tau), step means ph of exp(-t/tau), capacitances C = tau/R."""
+def _p1(z, t, q, rs, v1, v2, r0o, r1o, r2o, g1o, g2o, kzo, a1o, a2o, ph1o, ph2o, c1o, c2o, ocvo, duo, emo, gmo, dcur, dsoc, dvol,
+        ccur, csoc, cvol, dt, t_ref, lo, hi, imdis, imch, tcl, tch, tdl, tdh):
+    """Per element: step parameters (Arrhenius, SOC tables, exact RC factors), the affine step models
+    ``v(i) = e - g i`` at the start, mean and end of the step, and the bounds on the cell current (A) by BMS current
+    limit (derated), SOC and voltage, each way. One fused, branch-free loop."""
     idt = 1.0 / dt
-    for j in range(rs.size):
-        r1 = b1[j] * f1[j] * rs[j]
-        tau1 = b2[j] * f1[j]
-        r2 = b3[j] * f2[j] * rs[j]
-        tau2 = b4[j] * f2[j]
-        m1 = -_expm1(-dt / tau1)
-        m2 = -_expm1(-dt / tau2)
-        r0o[j] = b0[j] * f0[j] * rs[j]
-        r1o[j] = r1
-        r2o[j] = r2
-        a1o[j] = 1.0 - m1
-        a2o[j] = 1.0 - m2
-        ph1o[j] = m1 * tau1 * idt
-        ph2o[j] = m2 * tau2 * idt
-        c1o[j] = tau1 / r1
-        c2o[j] = tau2 / r2
-
-
-@njit(cache=True, error_model="numpy", fastmath=True, **_NA)
-def _affine(z, t, q, v1, v2, r0a, r1a, r2a, a1a, a2a, ph1a, ph2a, ocvr, du, slo, sld, ftc, ftd, fsc, fsd, ocvo, emo, gmo,
-            dcur, dsoc, dvol, ccur, csoc, cvol, dt, t_ref, lo, hi, imdis, imch, tcl, tch, tdl, tdh):
-    """Affine step models v(i) = e - g i at the start, mean and end of the step, and the bounds on the cell
-    current (A) by BMS current limit (derated), SOC and voltage, each way."""
-    idt = 1.0 / dt
+    itr = 1.0 / t_ref
     for j in range(z.size):
         z0 = z[j]
         t0 = t[j]
         cq = q[j]
-        r0 = r0a[j]
-        ph1 = ph1a[j]
-        ph2 = ph2a[j]
-        a1 = a1a[j]
-        a2 = a2a[j]
+        rsj = rs[j]
+        f0, f1, f2 = _arrhenius(1.0 / t0 - itr)  # Arrhenius factors of R0, R1, R2 (REFERENCE.md)
+        b0, b1, b2, b3, b4 = _tab_r(z0)
+        ocv_r, du, so = _tab_ocv(z0)
+        ftc, ftd = _tab_bms_t(t0)
+        fsc, fsd = _tab_bms_soc(z0)
+        r0 = b0 * f0 * rsj
+        r1 = b1 * f1 * rsj
+        tau1 = b2 * f1
+        r2 = b3 * f2 * rsj
+        tau2 = b4 * f2
+        # one division serves several quotients (divisions are the slowest vector operations)
+        itau = 1.0 / (tau1 * tau2)
+        m1 = -_expm1(-dt * tau2 * itau)  # 1 - a, a = exp(-dt/tau): exact RC update (Plett 2015, 3.4)
+        m2 = -_expm1(-dt * tau1 * itau)
+        a1 = 1.0 - m1
+        a2 = 1.0 - m2
+        ph1 = m1 * tau1 * idt
+        ph2 = m2 * tau2 * idt
+        ir12 = 1.0 / (r1 * r2)
         dtk = t0 - t_ref
-        ocv = ocvr[j] + dtk * du[j]
-        slope = slo[j] + dtk * sld[j]
+        ocv = ocv_r + dtk * du
+        slope = so  # dOCV/dSOC of the affine model (its temperature term, < 1e-5 of R, is left out)
         kz = dt / cq
-        e_s = ocv - v1[j] - v2[j]
-        e_m = ocv - v1[j] * ph1 - v2[j] * ph2
-        g_m = r0 + r1a[j] * (1.0 - ph1) + r2a[j] * (1.0 - ph2) + 0.5 * slope * kz
-        e_e = ocv - v1[j] * a1 - v2[j] * a2
-        g_e = r0 + r1a[j] * (1.0 - a1) + r2a[j] * (1.0 - a2) + slope * kz
+        v10 = v1[j]
+        v20 = v2[j]
+        e_s = ocv - v10 - v20
+        e_m = ocv - v10 * ph1 - v20 * ph2
+        g_m = r0 + r1 * (1.0 - ph1) + r2 * (1.0 - ph2) + 0.5 * slope * kz
+        e_e = ocv - v10 * a1 - v20 * a2
+        g_e = r0 + r1 * m1 + r2 * m2 + slope * kz
+        r0o[j] = r0
+        r1o[j] = r1
+        r2o[j] = r2
+        g1o[j] = r2 * ir12
+        g2o[j] = r1 * ir12
+        kzo[j] = kz
+        a1o[j] = a1
+        a2o[j] = a2
+        ph1o[j] = ph1
+        ph2o[j] = ph2
+        c1o[j] = tau1 * r2 * ir12
+        c2o[j] = tau2 * r1 * ir12
         ocvo[j] = ocv
+        duo[j] = du
         emo[j] = e_m
         gmo[j] = g_m
-        ft_d = ftd[j] if (t0 >= tdl) and (t0 <= tdh) else 0.0
-        ft_c = ftc[j] if (t0 >= tcl) and (t0 <= tch) else 0.0
-        dcur[j] = imdis * ft_d * fsd[j]
-        ccur[j] = imch * ft_c * fsc[j]
+        ft_d = ftd if (t0 >= tdl) and (t0 <= tdh) else 0.0
+        ft_c = ftc if (t0 >= tcl) and (t0 <= tch) else 0.0
+        dcur[j] = imdis * ft_d * fsd
+        ccur[j] = imch * ft_c * fsc
         dsoc[j] = z0 * cq * idt
         csoc[j] = (1.0 - z0) * cq * idt
-        dvol[j] = min(min((e_s - lo) / r0, (e_m - lo) / g_m), (e_e - lo) / g_e)
-        cvol[j] = min(min((hi - e_s) / r0, (hi - e_m) / g_m), (hi - e_e) / g_e)
+        ig = 1.0 / (r0 * g_m * g_e)
+        i_s = g_m * g_e * ig
+        i_m = r0 * g_e * ig
+        i_e = r0 * g_m * ig
+        dvol[j] = min(min((e_s - lo) * i_s, (e_m - lo) * i_m), (e_e - lo) * i_e)
+        cvol[j] = min(min((hi - e_s) * i_s, (hi - e_m) * i_m), (hi - e_e) * i_e)
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, **_NA)
-def _step(z, t, v1, v2, z1a, du0, ocv0a, ida, iua, ocv1a, du1a, r0a, r1a, r2a, a1a, a2a, ph1a, ph2a, c1a, c2a,
-          exo, zno, v1no, v2no, tno, vmo, veo, qio, qro, qao, prco, dgo, dto, t1o, t2o, t3o, t4o, t5o,
-          ii, tr, hs, t_ref, rth, ath, phth, grth, gcth, idt, vmin, vmax, tmin, tmax):
+def _p2(z, t, kza, v1, v2, du0, ocv0a, r0a, r1a, r2a, g1a, g2a, a1a, a2a, ph1a, ph2a, c1a, c2a,
+        exo, zno, v1no, v2no, tno, vmo, veo, qio, qro, qao, prco, dgo, dto, t1o, t2o, t3o, t4o, t5o,
+        ii, dt, tr, hs, t_ref, rth, ath, phth, grth, gcth, vmin, vmax, tmin, tmax):
     """Exact step of each element at cell current ``ii`` (see the module docstring of twin.battery.cell)."""
+    idt = 1.0 / dt
     for j in range(z.size):
         z0 = z[j]
-        z1 = z1a[j]
+        z1 = z0 - ii * kza[j]
+        iu, ocv1r, idd, du1 = _tab_path(z0, z1)
         dz = z0 - z1
         t0 = t[j]
         dtk = t0 - t_ref
         nz = dz != 0.0
-        dzs = dz if nz else 1.0
+        idz = 1.0 / (dz if nz else 1.0)
         ocv0 = ocv0a[j]
-        d = ida[j] / dzs if nz else du0[j]
-        u = iua[j] / dzs + dtk * d if nz else ocv0
-        ocv1 = ocv1a[j] + dtk * du1a[j]
+        d = idd * idz if nz else du0[j]
+        u = iu * idz + dtk * d if nz else ocv0
+        ocv1 = ocv1r + dtk * du1
         r0 = r0a[j]
         r1 = r1a[j]
         r2 = r2a[j]
@@ -250,14 +242,14 @@ def _step(z, t, v1, v2, z1a, du0, ocv0a, ida, iua, ocv1a, du1a, r0a, r1a, r2a, a
         d2 = v20 - vi2
         v1e = vi1 + d1 * a1
         v2e = vi2 + d2 * a2
-        l1 = (vi1 * vi1 + 2.0 * vi1 * d1 * ph1 + d1 * d1 * pp1) / r1
-        l2 = (vi2 * vi2 + 2.0 * vi2 * d2 * ph2 + d2 * d2 * pp2) / r2
+        l1 = (vi1 * vi1 + 2.0 * vi1 * d1 * ph1 + d1 * d1 * pp1) * g1a[j]
+        l2 = (vi2 * vi2 + 2.0 * vi2 * d2 * ph2 + d2 * d2 * pp2) * g2a[j]
         ri = r0 * ii
         v_start = ocv0 - hs - v10 - v20 - ri
         v_mean = u - hs - (vi1 + d1 * ph1) - (vi2 + d2 * ph2) - ri
         v_end = ocv1 - hs - v1e - v2e - ri
         q_irr = ri * ii + hs * ii + l1 + l2
-        q_rev = -ii * t0 * d
+        q_rev = -ii * t0 * d  # Bernardi 1985, I > 0 discharging
         ts = tr + (q_irr + q_rev) * rth
         t1 = ts + (t0 - ts) * ath
         cap1 = c1a[j]
@@ -285,10 +277,8 @@ def _step(z, t, v1, v2, z1a, du0, ocv0a, ida, iua, ocv1a, du1a, r0a, r1a, r2a, a
         t5o[j] = -t1
 
 
-
 @njit(cache=True, error_model="numpy", fastmath=True)
-def _pass1(c, dt, nr, ne, s_mult, p_mult, scal, sg, ocvy, ocvs, ocvw, dudy, duds, dudw, rsg, rwd, rtab, rsl,
-           tg, tgw, ftc, ftcs, ftd, ftds, bsg, bsw, fsc, fscs, fsd, fsds, win, st, wk, rk):
+def _pass1(c, dt, nr, ne, s_mult, p_mult, scal, win, st, wk, rk):
     """Step parameters of every element of container c and, per rack, the affine bus model and current bounds.
 
     ``rk`` rows per rack: 0 E (V, open-circuit part of the step-mean rack voltage without hysteresis), 1 G (ohm),
@@ -296,38 +286,18 @@ def _pass1(c, dt, nr, ne, s_mult, p_mult, scal, sg, ocvy, ocvs, ocvw, dudy, duds
     Each element's step-mean voltage is ``e_m - g_m i`` (and likewise at the start and end of the step), exact while
     the SOC stays within one piece of the OCV table.
     """
-    t_ref, e0, e1, e2 = scal[1], scal[2], scal[3], scal[4]
+    t_ref = scal[1]
     vmin, vmax, imch, imdis, h = scal[7], scal[8], scal[9], scal[10], scal[13]
-    itr = 1.0 / t_ref
-    tcl, tch, tdl, tdh = win[0], win[1], win[2], win[3]
     lo = vmin + h
     hi = vmax - h
     for r in range(nr):
         S = st[c, r]
         P = wk[r]
-        zz = S[S_Z]
-        tt = S[S_T]
-        _arrhenius(tt, P[W_F0], P[W_F1], P[W_F2], e0, e1, e2, itr)
-        for i in range(5):
-            _sweep(zz, P[W_B0 + i], rsg, rtab[i], rsl[i], rwd, ne)
-        _sweep(zz, P[W_OCV], sg, ocvy, ocvs, ocvw, ne)
-        _sweep(zz, P[W_DU], sg, dudy, duds, dudw, ne)
-        for j in range(ne):
-            P[W_SLO, j] = 0.0
-        _sweep_slope(zz, P[W_SLO], sg, ocvs, ne)
-        for j in range(ne):
-            P[W_SLD, j] = 0.0
-        _sweep_slope(zz, P[W_SLD], sg, duds, ne)
-        _sweep(tt, P[W_FTC], tg, ftc, ftcs, tgw, ne)
-        _sweep(tt, P[W_FTD], tg, ftd, ftds, tgw, ne)
-        _sweep(zz, P[W_FSC], bsg, fsc, fscs, bsw, ne)
-        _sweep(zz, P[W_FSD], bsg, fsd, fsds, bsw, ne)
-        _rc(S[S_RS], P[W_F0], P[W_F1], P[W_F2], P[W_B0], P[W_B1], P[W_B2], P[W_B3], P[W_B4], P[W_R0], P[W_R1],
-            P[W_R2], P[W_A1], P[W_A2], P[W_PH1], P[W_PH2], P[W_C1], P[W_C2], dt)
-        _affine(S[S_Z], S[S_T], S[S_Q], S[S_V1], S[S_V2], P[W_R0], P[W_R1], P[W_R2], P[W_A1], P[W_A2], P[W_PH1],
-                P[W_PH2], P[W_OCV], P[W_DU], P[W_SLO], P[W_SLD], P[W_FTC], P[W_FTD], P[W_FSC], P[W_FSD], P[W_OCVT], P[W_EM],
-                P[W_GM], P[W_DCUR], P[W_DSOC], P[W_DVOL], P[W_CCUR], P[W_CSOC], P[W_CVOL], dt, t_ref, lo, hi, imdis,
-                imch, tcl, tch, tdl, tdh)
+        _p1(S[S_Z], S[S_T], S[S_Q], S[S_RS], S[S_V1], S[S_V2], P[W_R0], P[W_R1], P[W_R2], P[W_G1], P[W_G2],
+            P[W_KZ], P[W_A1], P[W_A2],
+            P[W_PH1], P[W_PH2], P[W_C1], P[W_C2], P[W_OCVT], P[W_DU], P[W_EM], P[W_GM], P[W_DCUR], P[W_DSOC],
+            P[W_DVOL], P[W_CCUR], P[W_CSOC], P[W_CVOL], dt, t_ref, lo, hi, imdis, imch, win[0], win[1],
+            win[2], win[3])
         se = 0.0
         sgm = 0.0
         for j in range(ne):
@@ -340,8 +310,7 @@ def _pass1(c, dt, nr, ne, s_mult, p_mult, scal, sg, ocvy, ocvs, ocvw, dudy, duds
 
 
 @njit(cache=True, error_model="numpy", fastmath=True)
-def _pass2(c, cur_i, dt, nr, ne, s_mult, p_mult, scal, sg, ocvy, ocvs, ocvw, dudy, duds, dudw,
-           st, wk, t_node, hs, racc, rec, o_el, kstep):
+def _pass2(c, cur_i, dt, nr, ne, s_mult, p_mult, scal, st, wk, t_node, hs, racc, rec, o_el, kstep):
     """Exact step of every element of container c at the rack currents ``cur_i`` (A per rack).
 
     Writes the new states into the work rows W_ZN, W_V1N, W_V2N, W_TN and the rack sums into ``racc`` (rows: sum
@@ -366,15 +335,11 @@ def _pass2(c, cur_i, dt, nr, ne, s_mult, p_mult, scal, sg, ocvy, ocvs, ocvw, dud
         P = wk[r]
         ii = cur_i[r] / p_mult
         tr = t_node[r]
-        for j in range(ne):
-            P[W_Z1, j] = S[S_Z, j] - ii * dt / S[S_Q, j]
-        _sweep_path(S[S_Z], P[W_Z1], P[W_IU], P[W_OCV1], sg, ocvy, ocvs, ocvw, ne)
-        _sweep_path(S[S_Z], P[W_Z1], P[W_ID], P[W_DU1], sg, dudy, duds, dudw, ne)
-        _step(S[S_Z], S[S_T], S[S_V1], S[S_V2], P[W_Z1], P[W_DU], P[W_OCVT], P[W_ID], P[W_IU], P[W_OCV1],
-              P[W_DU1], P[W_R0], P[W_R1], P[W_R2], P[W_A1], P[W_A2], P[W_PH1], P[W_PH2], P[W_C1], P[W_C2],
-              P[W_EX], P[W_ZN], P[W_V1N], P[W_V2N], P[W_TN], P[W_VM], P[W_VE], P[W_QI], P[W_QR], P[W_QA], P[W_PRC],
-              P[W_DG], P[W_DT], P[W_T1], P[W_T2], P[W_T3], P[W_T4], P[W_T5], ii, tr, hs, t_ref, rth, ath, phth, grth,
-              gcth, idt, vmin, vmax, tmin, tmax)
+        _p2(S[S_Z], S[S_T], P[W_KZ], S[S_V1], S[S_V2], P[W_DU], P[W_OCVT], P[W_R0], P[W_R1], P[W_R2], P[W_G1],
+            P[W_G2], P[W_A1],
+            P[W_A2], P[W_PH1], P[W_PH2], P[W_C1], P[W_C2], P[W_EX], P[W_ZN], P[W_V1N], P[W_V2N], P[W_TN], P[W_VM],
+            P[W_VE], P[W_QI], P[W_QR], P[W_QA], P[W_PRC], P[W_DG], P[W_DT], P[W_T1], P[W_T2], P[W_T3], P[W_T4],
+            P[W_T5], ii, dt, tr, hs, t_ref, rth, ath, phth, grth, gcth, vmin, vmax, tmin, tmax)
         sv = 0.0
         sq = 0.0
         sqi = 0.0
@@ -424,8 +389,8 @@ def _pass2(c, cur_i, dt, nr, ne, s_mult, p_mult, scal, sg, ocvy, ocvs, ocvw, dud
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, parallel=True)
-def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, tabs, bms_tabs, win, th,
-               st, t_rack, t_air, o_cont, o_rack, o_el, o_flag, rec):
+def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, win, th, st, t_rack, t_air, o_cont, o_rack, o_el, o_flag,
+               rec):
     """Step the system over ``nt = req.shape[1]`` steps of ``dt`` s; the states are updated in place.
 
     req : (nc, nt) container request, A (MODE_CURRENT) or W (MODE_POWER) at the DC bus, positive discharging.
@@ -436,8 +401,6 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, tabs, bms_tabs, win, 
     o_cont (N_CONT, nc, nt), o_rack (N_RACK, nc, nr, nt), o_el (N_EL, nc, nr, ne, nt if rec else 1),
     o_flag (nc, nt) int32: outputs.
     """
-    sg, ocvy, ocvs, ocvw, dudy, duds, dudw, rsg, rwd, rtab, rsl = tabs
-    tg, tgw, ftc, ftcs, ftd, ftds, bsg, bsw, fsc, fscs, fsd, fsds = bms_tabs
     nc, nr, _, ne = st.shape
     nt = req.shape[1]
     h = scal[13]
@@ -453,8 +416,7 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, tabs, bms_tabs, win, 
         t_node = np.empty(nr)
         con = np.empty(nr)
         for k in range(nt):
-            _pass1(c, dt, nr, ne, s_mult, p_mult, scal, sg, ocvy, ocvs, ocvw, dudy, duds, dudw, rsg, rwd, rtab,
-                   rsl, tg, tgw, ftc, ftcs, ftd, ftds, bsg, bsw, fsc, fscs, fsd, fsds, win, st, wk, rk)
+            _pass1(c, dt, nr, ne, s_mult, p_mult, scal, win, st, wk, rk)
             # ---- DC bus: V = E_r - G_r I_r for every connected rack, sum I_r = I. A rack whose circulating
             # current alone (container current zero) would break a hard limit has its contactor opened for the step
             # (I_r = 0), as a BMS does with a string at its cut-off; then the bus is solved again without it.
@@ -562,8 +524,7 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, tabs, bms_tabs, win, 
             # ---- exact step; a limit the affine model missed is met by bisection on the container current
             for r in range(nr):
                 cur[r] = alpha[r] + beta[r] * ic
-            exc = _pass2(c, cur, dt, nr, ne, s_mult, p_mult, scal, sg, ocvy, ocvs, ocvw, dudy, duds, dudw, st, wk,
-                         t_node, hs, racc, rec, o_el, k)
+            exc = _pass2(c, cur, dt, nr, ne, s_mult, p_mult, scal, st, wk, t_node, hs, racc, rec, o_el, k)
             if exc > vtol:
                 flag |= F_BISECT
                 s_lo = 0.0
@@ -573,8 +534,7 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, tabs, bms_tabs, win, 
                     s = 0.5 * (s_lo + s_hi)
                     for r in range(nr):
                         cur[r] = alpha[r] + beta[r] * (i0 + (ic - i0) * s)
-                    exc = _pass2(c, cur, dt, nr, ne, s_mult, p_mult, scal, sg, ocvy, ocvs, ocvw, dudy, duds, dudw,
-                                 st, wk, t_node, hs, racc, rec, o_el, k)
+                    exc = _pass2(c, cur, dt, nr, ne, s_mult, p_mult, scal, st, wk, t_node, hs, racc, rec, o_el, k)
                     if exc > vtol:
                         s_hi = s
                     else:
@@ -582,8 +542,7 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, tabs, bms_tabs, win, 
                 ic = i0 + (ic - i0) * s_lo
                 for r in range(nr):
                     cur[r] = alpha[r] + beta[r] * ic
-                exc = _pass2(c, cur, dt, nr, ne, s_mult, p_mult, scal, sg, ocvy, ocvs, ocvw, dudy, duds, dudw, st, wk,
-                             t_node, hs, racc, rec, o_el, k)
+                exc = _pass2(c, cur, dt, nr, ne, s_mult, p_mult, scal, st, wk, t_node, hs, racc, rec, o_el, k)
                 if exc > vtol:
                     flag |= F_NONE
             # ---- commit

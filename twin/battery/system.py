@@ -51,6 +51,7 @@ from pydantic import model_validator
 
 from ..case import Case, CaseError, Q, _Strict
 from . import _syskernel as K
+from ._codegen import kernel_for
 from .bms import BmsModel
 from .params import CellParams, load_cell
 
@@ -136,36 +137,6 @@ def system_spec(case: Case) -> SystemSpec:
 
 # ----------------------------------------------------------------------------------------------------------------
 # packing
-
-
-def _hinge(xs, ys):
-    xs = np.ascontiguousarray(xs, dtype=np.float64)
-    ys = np.ascontiguousarray(ys, dtype=np.float64)
-    wd = np.diff(xs)
-    return xs, ys, np.diff(ys) / wd, wd
-
-
-def _tables(cell: CellParams):
-    sg, ocvy, ocvs, ocvw = _hinge(cell.soc, cell.ocv_v)
-    _, dudy, duds, _ = _hinge(cell.soc, np.asarray(cell.dudt_mv_per_k) * 1e-3)
-    keys = (cell.r0_ohm, cell.r1_ohm, cell.tau1_s, cell.r2_ohm, cell.tau2_s)
-    rsg = np.asarray(cell.r_soc if cell.r_soc is not None and any(isinstance(t, list) for t in keys) else [0.0, 1.0])
-    rtab = np.array([np.broadcast_to(np.asarray(t, dtype=float), rsg.shape) for t in keys])
-    rsl = np.diff(rtab, axis=1) / np.diff(rsg)
-    return (sg, ocvy, ocvs, ocvw, dudy, duds, ocvw, rsg.astype(np.float64), np.diff(rsg), np.ascontiguousarray(rtab),
-            np.ascontiguousarray(rsl))
-
-
-def _bms_tables(bms: BmsModel):
-    t = bms.temperature
-    tg, ftc, ftcs, tgw = _hinge(np.asarray(t.t_degc) + 273.15, t.charge)
-    _, ftd, ftds, _ = _hinge(np.asarray(t.t_degc) + 273.15, t.discharge)
-    s = bms.soc
-    bsg, fsc, fscs, bsw = _hinge(s.soc, s.charge)
-    _, fsd, fsds, _ = _hinge(s.soc, s.discharge)
-    win = np.array([bms.t_charge_min_degc, bms.t_charge_max_degc, bms.t_discharge_min_degc,
-                    bms.t_discharge_max_degc]) + 273.15
-    return (tg, tgw, ftc, ftcs, ftd, ftds, bsg, bsw, fsc, fscs, fsd, fsds), win
 
 
 def _scal(cell: CellParams, bms: BmsModel) -> np.ndarray:
@@ -289,8 +260,9 @@ class BatterySystem:
         self.state[:, :, K.S_RS] = rsc
         self.t_rack = np.full((nc, nr), t0_degc + 273.15)
         self.t_air = np.full(nc, t0_degc + 273.15)
-        self._tabs = _tables(spec.cell)
-        self._bms, self._win = _bms_tables(spec.bms)
+        self._k = kernel_for(spec.cell, spec.bms)
+        self._win = np.array([spec.bms.t_charge_min_degc, spec.bms.t_charge_max_degc, spec.bms.t_discharge_min_degc,
+                              spec.bms.t_discharge_max_degc]) + 273.15
         self._scal = _scal(spec.cell, spec.bms)
         self._th = _th(spec.thermal, spec.racks / nr)
         self.time_s = 0.0
@@ -386,9 +358,9 @@ class BatterySystem:
             orack = rack_buf[..., :n] if o_rack is None else np.empty((K.N_RACK, nc, nr, n))
             oel = np.empty((K.N_EL, nc, nr, ne, n)) if rec_el else o_el
             of = np.empty((nc, n), dtype=np.int32)
-            K.run_system(mcode, np.ascontiguousarray(req[:, k0:k1]), np.ascontiguousarray(ta[:, k0:k1]),
-                         float(dt_s), float(self.s_mult), float(self.p_mult), self._scal, self._tabs, self._bms,
-                         self._win, self._th, self.state, self.t_rack, self.t_air, oc, orack, oel, of, rec_el)
+            self._k.run_system(mcode, np.ascontiguousarray(req[:, k0:k1]), np.ascontiguousarray(ta[:, k0:k1]),
+                               float(dt_s), float(self.s_mult), float(self.p_mult), self._scal, self._win, self._th,
+                               self.state, self.t_rack, self.t_air, oc, orack, oel, of, rec_el)
             o_cont[..., k0:k1] = oc
             o_flag[:, k0:k1] = of
             if o_rack is not None:

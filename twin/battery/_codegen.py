@@ -1,0 +1,161 @@
+"""The battery system kernel specialised to one cell parameter set and BMS: table constants compiled in.
+
+Every SOC and temperature table of the cell model and of the BMS is piecewise linear; written as a sum of hinge
+functions with its grid's numbers as literals (``y0 + s_k * min(max(x - x_k, 0), w_k) + ...``) the element loops of
+:mod:`twin.battery._syskernel` are straight-line code that LLVM vectorises across cells, about three times faster
+than looping over the tables at run time. :func:`kernel_for` writes the kernel module with the generated table
+functions to a cache directory (``$TWIN_KERNEL_CACHE``, else ``~/.cache/twin/kernels``, else the temporary
+directory), named by a hash of its source, and imports it; numba caches its compiled code beside it, so a parameter
+set compiles once per machine (about 30 s), and later runs start at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .bms import BmsModel
+from .params import CellParams
+
+__all__ = ["kernel_for", "kernel_source"]
+
+_BEGIN = "# --- table functions: generated per parameter set"
+_END = "# --- end of table functions ---"
+_loaded: dict[str, object] = {}
+
+
+def _f(x: float) -> str:
+    return repr(float(x))
+
+
+def _grid(xs, tables):
+    """Per segment: x_k, w_k and each table's value y_k and slope s_k (zero-width segments cannot occur)."""
+    xs = np.asarray(xs, dtype=float)
+    ys = [np.asarray(t, dtype=float) for t in tables]
+    wd = np.diff(xs)
+    sl = [np.diff(y) / wd for y in ys]
+    return xs, wd, ys, sl
+
+
+def _hinge_lines(var: str, xs, wd, prefix: str) -> list[str]:
+    return [f"    {prefix}{k} = min(max({var} - {_f(xs[k])}, 0.0), {_f(wd[k])})" for k in range(wd.size)]
+
+
+def _sum(y0: float, sl, cvars: list[str]) -> str:
+    terms = [_f(y0)] + [f"{_f(s)} * {c}" for s, c in zip(sl, cvars, strict=True) if s != 0.0]
+    return " + ".join(terms)
+
+
+def _header(cell: CellParams, bms: BmsModel) -> str:
+    out = [f"{_BEGIN} (cell: {cell.description!r}) ---", "", ""]
+    # resistances and time constants on their SOC grid
+    keys = (cell.r0_ohm, cell.r1_ohm, cell.tau1_s, cell.r2_ohm, cell.tau2_s)
+    rsg = cell.r_soc if cell.r_soc is not None and any(isinstance(t, list) for t in keys) else [0.0, 1.0]
+    rt = [np.broadcast_to(np.asarray(t, dtype=float), (len(rsg),)) for t in keys]
+    xs, wd, ys, sl = _grid(rsg, rt)
+    cv = [f"c{k}" for k in range(wd.size)]
+    out += ['@njit(cache=True, error_model="numpy", fastmath=True, inline="always")', "def _tab_r(z):",
+            '    """R0, R1, tau1, R2, tau2 at T_ref (ohm, s) at SOC z."""']
+    out += _hinge_lines("z", xs, wd, "c")
+    out += ["    return (" + ", ".join(_sum(y[0], s, cv) for y, s in zip(ys, sl, strict=True)) + ")", "", ""]
+    # Arrhenius factors: one exp per distinct activation energy
+    from .params import R_GAS
+
+    es = [cell.ea_r0_j_per_mol / R_GAS, cell.ea_r1_j_per_mol / R_GAS, cell.ea_r2_j_per_mol / R_GAS]
+    uniq = sorted(set(es))
+    out += ['@njit(cache=True, error_model="numpy", fastmath=True, inline="always")', "def _arrhenius(x):",
+            '    """exp(Ea/R x) of R0, R1, R2 for x = 1/T - 1/T_ref (1/K)."""']
+    out += [f"    g{k} = 1.0 + _expm1({_f(e)} * x)" if e != 0.0 else f"    g{k} = 1.0" for k, e in enumerate(uniq)]
+    out += ["    return (" + ", ".join(f"g{uniq.index(e)}" for e in es) + ")", "", ""]
+    # OCV and dU/dT, and the OCV's slope in the piece holding z
+    xs, wd, (oy, dy), (osl, dsl) = _grid(cell.soc, [cell.ocv_v, np.asarray(cell.dudt_mv_per_k) * 1e-3])
+    n = wd.size
+    cv = [f"c{k}" for k in range(n)]
+    iv = [f"i{k}" for k in range(n)]
+    out += ['@njit(cache=True, error_model="numpy", fastmath=True, inline="always")', "def _tab_ocv(z):",
+            '    """OCV (V) and dU/dT (V/K) at SOC z, and the OCV slope (V per unit SOC) in the piece holding z."""']
+    out += _hinge_lines("z", xs, wd, "c")
+    out += [f"    i{k} = 1.0 if (z >= {_f(xs[k])}) and (z < {_f(xs[k + 1])}) else 0.0" for k in range(n)]
+    out += [f"    return ({_sum(oy[0], osl, cv)}, {_sum(dy[0], dsl, cv)}, {_sum(0.0, osl, iv)})", "", ""]
+    # exact path integrals over [z1, z0]
+    out += ['@njit(cache=True, error_model="numpy", fastmath=True, inline="always")', "def _tab_path(z0, z1):",
+            '    """Integral from z1 to z0 of OCV (V) and of dU/dT (V/K), and both at z1 (exact, piecewise linear)."""']
+    out += _hinge_lines("z0", xs, wd, "a")
+    out += _hinge_lines("z1", xs, wd, "b")
+    lo, hi = _f(xs[0]), _f(xs[-1])
+    ends = f"(min(z0 - {lo}, 0.0) - min(z1 - {lo}, 0.0))", f"(max(z0 - {hi}, 0.0) - max(z1 - {hi}, 0.0))"
+
+    def path(y, s):
+        terms = [f"{_f(y[0])} * {ends[0]}", f"{_f(y[-1])} * {ends[1]}"]
+        terms += [f"(a{k} - b{k}) * ({_f(y[k])} + {_f(0.5 * s[k])} * (a{k} + b{k}))" for k in range(n)]
+        return " + ".join(terms)
+
+    bv = [f"b{k}" for k in range(n)]
+    out += [f"    return ({path(oy, osl)}, {_sum(oy[0], osl, bv)}, {path(dy, dsl)}, {_sum(dy[0], dsl, bv)})", "",
+            ""]
+    # BMS derating
+    t = bms.temperature
+    xs, wd, ys, sl = _grid(np.asarray(t.t_degc) + 273.15, [t.charge, t.discharge])
+    cv = [f"c{k}" for k in range(wd.size)]
+    out += ['@njit(cache=True, error_model="numpy", fastmath=True, inline="always")', "def _tab_bms_t(t):",
+            '    """BMS charge and discharge derating factors at cell temperature t (K)."""']
+    out += _hinge_lines("t", xs, wd, "c")
+    out += ["    return (" + ", ".join(_sum(y[0], s, cv) for y, s in zip(ys, sl, strict=True)) + ")", "", ""]
+    s = bms.soc
+    xs, wd, ys, sl = _grid(s.soc, [s.charge, s.discharge])
+    cv = [f"c{k}" for k in range(wd.size)]
+    out += ['@njit(cache=True, error_model="numpy", fastmath=True, inline="always")', "def _tab_bms_soc(z):",
+            '    """BMS charge and discharge SOC taper factors at SOC z."""']
+    out += _hinge_lines("z", xs, wd, "c")
+    out += ["    return (" + ", ".join(_sum(y[0], s_, cv) for y, s_ in zip(ys, sl, strict=True)) + ")"]
+    return "\n".join(out) + "\n"
+
+
+def kernel_source(cell: CellParams, bms: BmsModel) -> str:
+    """Source of the kernel module specialised to ``cell`` and ``bms``."""
+    body = (Path(__file__).parent / "_syskernel.py").read_text()
+    a = body.index(_BEGIN)
+    b = body.index(_END)
+    return body[:a] + _header(cell, bms) + body[b:]
+
+
+def _cache_dir() -> Path:
+    for d in (os.environ.get("TWIN_KERNEL_CACHE"), os.path.join(os.path.expanduser("~"), ".cache", "twin", "kernels"),
+              os.path.join(tempfile.gettempdir(), f"twin-kernels-{os.getuid() if hasattr(os, 'getuid') else 0}")):
+        if not d:
+            continue
+        try:
+            Path(d).mkdir(parents=True, exist_ok=True)
+            probe = Path(d) / ".probe"
+            probe.write_text("")
+            probe.unlink()
+            return Path(d)
+        except OSError:
+            continue
+    raise OSError("no writable directory for the battery kernel cache: set TWIN_KERNEL_CACHE")
+
+
+def kernel_for(cell: CellParams, bms: BmsModel):
+    """The kernel module for this cell parameter set and BMS (generated, cached on disk, imported once)."""
+    src = kernel_source(cell, bms)
+    digest = hashlib.sha256(src.encode()).hexdigest()[:16]
+    if digest in _loaded:
+        return _loaded[digest]
+    name = f"twin_battery_kernel_{digest}"
+    path = _cache_dir() / f"{name}.py"
+    if not path.exists() or path.read_text() != src:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(src)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    _loaded[digest] = mod
+    return mod
