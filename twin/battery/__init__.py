@@ -1,12 +1,14 @@
 """Battery: system ratings here; the cell model and its parts in submodules.
 
 - :mod:`twin.battery.params` -- cell parameter sets (``models/battery/ecm/``), checked on loading;
-- :mod:`twin.battery.cell` -- numba electro-thermal equivalent-circuit kernel (current and power control, limits);
+- :mod:`twin.battery.cell` -- the cell's electro-thermal equivalent-circuit model, single-cell reference kernel
+  (current and power control, limits by bisection; calibration and the PyBaMM comparison use it);
+- :mod:`twin.battery.system` -- the system: racks on each container's DC bus, every cell / rack / container
+  granularity, BMS limits, cell -> rack -> air thermal network and HVAC (kernel :mod:`twin.battery._syskernel`,
+  specialised per parameter set by :mod:`twin.battery._codegen`);
 - :mod:`twin.battery.calibration` -- HPPC fit and constant-current validation (K2 26650 data);
 - :mod:`twin.battery.bms` -- charge and discharge limits against SOC and temperature;
-- :mod:`twin.battery.ageing` -- capacity fade and resistance growth (NREL BLAST-Lite, optional extra).
-
-The system model (racks on a shared DC bus, container thermal network and HVAC) is still to come (battery issue).
+- :mod:`twin.battery.ageing` -- capacity fade and resistance growth (NREL BLAST-Lite's LFP model, coded here).
 
 Ratings follow DESIGN.md: the energy rating is the beginning-of-life DC nameplate (cells x cell energy); the power
 rating is AC active power at the PCS terminals; usable AC energy is computed, not entered.
