@@ -150,6 +150,8 @@ def kernel_for(cell: CellParams, bms: BmsModel):
     name = f"twin_battery_kernel_{digest}"
     path = _cache_dir() / f"{name}.py"
     if not path.exists() or path.read_text() != src:
+        sys.stderr.write("twin: compiling the battery kernel for this cell and BMS parameter set (first use on this "
+                         f"machine, about 30 s; cached in {path.parent})\n")
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(src)
         os.replace(tmp, path)
