@@ -237,3 +237,14 @@ def test_one_cell_system_matches_the_cell_model(spec):
     np.testing.assert_allclose(ds.cell_v.values.ravel(), ref["v"], atol=1e-7)
     np.testing.assert_allclose(ds.cell_soc.values.ravel(), ref["soc"], rtol=1e-8)
     np.testing.assert_allclose(ds.cell_t_degc.values.ravel(), ref["t_degc"], atol=1e-6)
+
+
+@pytest.mark.parametrize("granularity", ["container", "rack"])
+def test_a_resting_container_is_computed(spec, granularity):
+    """At zero request the rack currents are zero to rounding (1e-12 A): the step means must not divide rounding
+    by a vanishing SOC change (the bus voltage is the open-circuit voltage, no flag)."""
+    s = BatterySystem(spec, granularity, soc0=0.81)
+    s.run(np.full(50, 3e5), 10.0, 30.0)
+    ds = s.run(np.zeros((4, 20)), 10.0, 30.0)
+    assert np.all(ds.flag.values == 0)
+    assert float(ds.v_dc_v.min()) > 416 * 3.2

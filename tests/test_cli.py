@@ -29,8 +29,8 @@ def run_dir(request, tmp_path_factory):
 
 def test_run_writes_every_file(run_dir):
     _, out = run_dir
-    for f in ("loadflow.nc", "shortcircuit.nc", "contingency.nc", "drivers.nc", "checks.csv", "summary.json",
-              "report.html"):
+    for f in ("loadflow.nc", "shortcircuit.nc", "contingency.nc", "drivers.nc", "battery.nc", "checks.csv",
+              "summary.json", "report.html"):
         assert (out / f).exists(), f
     assert not list(out.glob(".tmp-*")), "temporary files left behind"
     for nc in out.glob("*.nc"):
@@ -48,7 +48,7 @@ def test_summary_counts_equal_checks_csv(run_dir):
     assert set(checks.status) <= {"PASS", "WARN", "FAIL"}
     assert summary["case"] == name and len(summary["case_sha256"]) == 64
     assert {"python", "pandapower", "numpy", "xarray"} <= set(summary["versions"])
-    assert set(summary["studies"]) == {"loadflow", "shortcircuit", "contingency", "drivers"}
+    assert set(summary["studies"]) == {"loadflow", "shortcircuit", "contingency", "drivers", "battery"}
     for study, fig in summary["studies"].items():
         rows = checks[checks.study == study]
         assert fig["checks"] == len(rows)
@@ -78,6 +78,25 @@ def test_checks_cover_every_bus_branch_and_outage(run_dir):
         rows = n1[n1.scenario.str.contains(f"| {el} out |", regex=False)]
         states = {s.rsplit("|", 1)[-1].strip() for s in rows.scenario}
         assert {"immediate", "after_transfer"} <= states, el
+
+
+def test_battery_study_in_the_run(run_dir):
+    """The battery study on the drivers' worst day: energy balance from the file; the seed case cannot hold the cap
+    and the report says so in words."""
+    import numpy as np
+
+    name, out = run_dir
+    ds = xr.open_dataset(out / "battery.nc", engine="h5netcdf")
+    np.testing.assert_allclose(ds.grid_import_mw, ds.site_load_mw - ds.battery_p_mw + ds.battery_aux_mw,
+                               rtol=0, atol=1e-9)
+    fig = json.loads((out / "summary.json").read_text())["studies"]["battery"]
+    drv = pd.read_csv(out / "checks.csv", keep_default_na=False).query("study == 'drivers'")
+    if name == "shanghai_campus":
+        assert fig["design_day"] == drv.scenario.iloc[0]  # the drivers' worst day
+        assert fig["design_day_energy_above_cap_unserved_mwh"] > 10 and fig["design_day_peak_import_mw"] > 6.0
+        html = (out / "report.html").read_text()
+        assert "the battery cannot hold the" in html
+    ds.close()
 
 
 def test_report_is_an_html_page(run_dir):

@@ -543,6 +543,25 @@ class Drivers(_Strict):
         return self
 
 
+class BatteryStudy(_Strict):
+    """Options of the battery study (``twin study battery``, :mod:`twin.studies.battery`); all optional."""
+
+    granularity: Literal["container", "rack", "cell"] = Field(
+        "rack", description="battery system model granularity: 'container', 'rack' or 'cell' (every cell with a "
+                            "seeded spread, several times slower than 'rack')")
+    dt_s: float = Q("time step of the battery simulation in s", ge=0.1, le=3600, default=10.0)
+    claimed_energy_mwh: float | None = Q("claimed usable energy of the whole battery in MWh (default: the DC "
+                                         "nameplate)", gt=0, le=1e6, default=None)
+    claimed_duration_h: float | None = Q("claimed duration at rated AC power in h (default: claimed energy / rated "
+                                         "AC power)", gt=0, le=100, default=None)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if (3600.0 / self.dt_s) % 1 and (self.dt_s / 3600.0) % 1:
+            raise ValueError(f"dt_s ({self.dt_s}) must divide an hour evenly")
+        return self
+
+
 class CaseSpec(_Strict):
     case: CaseMeta
     site: Site
@@ -557,6 +576,7 @@ class CaseSpec(_Strict):
     operating_points: list[OperatingPoint] = Field(min_length=1)
     contingency: Contingency
     drivers: Drivers = Drivers()
+    battery_study: BatteryStudy = BatteryStudy()
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -107,6 +107,8 @@ def render_html(case, summary: dict, checks: pd.DataFrame, datasets: dict[str, x
     overview, totals = _overview(summary, checks, datasets)
     overall = _overall(totals)
     findings = _findings(case, checks, datasets, net, cap, warn_frac, summary.get("studies") or {})
+    battery = _battery_section(case, checks, datasets.get("battery"), (summary.get("studies") or {}).get("battery"),
+                               cap, warn_frac)
     sld = _sld_figure(net, datasets.get("loadflow"))
     figures = [f for f in (_voltage_figure(case, datasets.get("loadflow")),
                            _import_figure(datasets.get("loadflow"), cap),
@@ -140,6 +142,7 @@ def render_html(case, summary: dict, checks: pd.DataFrame, datasets: dict[str, x
         totals=totals,
         overall=overall,
         findings=findings,
+        battery=battery,
         notes=_empty_variables(datasets),
         op_table=_op_table(case, checks, datasets.get("loadflow"), cap, warn_frac),
         key_figures=_key_figures(summary),
@@ -439,7 +442,11 @@ def _findings(case, checks: pd.DataFrame, datasets: dict, net, cap: float, warn_
     out += _shortcircuit_findings(checks, datasets.get("shortcircuit"), net, warn_frac)
     out += _contingency_findings(case, checks, datasets.get("contingency"), net, cap, warn_frac)
     out += _drivers_findings(case, summary_studies.get("drivers"), cap)
-    covered = {f.get("covers") for f in out}
+    out += _battery_headline(checks, summary_studies.get("battery"), cap)
+    covered = set()
+    for f in out:  # a finding covers one (study, quantity) or a list of them
+        c = f.get("covers")
+        covered |= set(c) if isinstance(c, list) else {c}
     for study in checks.study.unique():  # the tightest check of every study, unless a finding above says it
         rows = checks[checks.study == study]
         rel = _relative_margin(rows)
@@ -506,6 +513,132 @@ def _drivers_figures(case, ds, cap: float) -> list[dict | None]:
     out.append({"title": "Load-duration curves", "png": _png(fig),
                 "caption": "Hours of the year at or above each power; the dashed line is the firm import cap."})
     return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# battery study
+
+
+_BATTERY_QUANTITIES = ["usable_ac_energy_mwh", "duration_at_rated_power_h", "p_import_mw", "p_import_15min_mw",
+                       "energy_above_cap_unserved_mwh", "t_cell_max_degc"]
+
+
+def _battery_headline(checks, fig: dict | None, cap: float) -> list[dict]:
+    """Two headline lines from the battery study (claims; design day); the details are in its own section."""
+    if not fig or "usable_ac_measured_mwh" not in fig:
+        return []
+    claim = (f"Battery, measured with the system model ({fig['granularity']} granularity, {fig['dt_s']:g} s): "
+             f"usable AC energy {_fmt(fig['usable_ac_measured_mwh'], 'MWh')} against the claimed "
+             f"{_fmt(fig['claimed_energy_mwh'], 'MWh')}; rated power ({_fmt(fig['p_ac_rated_mw'], 'MW')}) held for "
+             f"{fig['duration_at_rated_power_h']:.2f} h against the claimed {fig['claimed_duration_h']:.2f} h "
+             f"(see the Battery section).")
+    status = _worst_status(checks, "battery", "usable_ac_energy_mwh") or "INFO"
+    d = _worst_status(checks, "battery", "duration_at_rated_power_h")
+    if d is not None and _STATUS_ORDER[d] < _STATUS_ORDER.get(status, 9):
+        status = d
+    unserved = fig["design_day_energy_above_cap_unserved_mwh"]
+    peak = fig["design_day_peak_import_mw"]
+    if unserved > 0 or peak > cap:
+        day = (f"Battery on the design day {fig['design_day']} (drivers' day with the "
+               f"{fig.get('design_day_basis', 'most energy above the cap')}): the battery cannot hold the "
+               f"{_fmt_cap(cap)} cap. Of {_fmt(fig['design_day_energy_above_cap_before_mwh'], 'MWh')} above the cap "
+               f"(plus {_fmt(fig['design_day_aux_energy_mwh'], 'MWh')} of the battery's own auxiliaries) it delivers "
+               f"{_fmt(fig['design_day_battery_discharge_mwh'], 'MWh')}; "
+               f"{_fmt(unserved, 'MWh')} are not served and import peaks at {_fmt(peak, 'MW')} "
+               f"({_fmt(peak - cap, 'MW')} over the cap).")
+        if fig.get("design_day_empty_at_local"):
+            day += f" Starting full, it is empty at {fig['design_day_empty_at_local']} local time."
+        if fig.get("design_day_headroom_below_cap_mwh") is not None:
+            day += (f" The day's headroom under the cap, all there is to recharge, is "
+                    f"{_fmt(fig['design_day_headroom_below_cap_mwh'], 'MWh')}.")
+    elif fig.get("design_day_energy_above_cap_before_mwh", 0) <= 0:
+        day = (f"Battery on the design day {fig['design_day']} (drivers' day with the "
+               f"{fig.get('design_day_basis', 'highest peak')}): the site load never exceeds the {_fmt_cap(cap)} "
+               f"cap; import peaks at {_fmt(peak, 'MW')} with the battery idle.")
+    else:
+        day = (f"Battery on the design day {fig['design_day']} (drivers' day with the "
+               f"{fig.get('design_day_basis', 'most energy above the cap')}): the battery holds the {_fmt_cap(cap)} "
+               f"cap, serving {_fmt(fig['design_day_battery_discharge_mwh'], 'MWh')}; import peaks at "
+               f"{_fmt(peak, 'MW')}, lowest SOC {fig['design_day_soc_min']:.3f}.")
+    statuses = [s for s in (_worst_status(checks, "battery", q) for q in _BATTERY_QUANTITIES[2:]) if s]
+    day_status = min(statuses, key=lambda x: _STATUS_ORDER.get(x, 9)) if statuses else "INFO"
+    return [dict(status=status, text=claim, covers=[("battery", q) for q in _BATTERY_QUANTITIES[:2]]),
+            dict(status=day_status, text=day, covers=[("battery", q) for q in _BATTERY_QUANTITIES[2:]])]
+
+
+def _battery_section(case, checks, ds, fig: dict | None, cap: float, warn_frac: float) -> dict | None:
+    """The battery section: what was simulated, findings in plain words, a table of the figures, three figures."""
+    if ds is None or not fig or "usable_ac_measured_mwh" not in fig:
+        return None
+    f = fig
+    intro = (f"The battery system model (twin.battery.system: {f['granularity']} granularity, cells' electro-thermal "
+             f"model, BMS limits, container thermal network with its HVAC) run at {f['dt_s']:g} s steps on the "
+             f"case's battery: a capacity test at {ds.attrs.get('capacity_test_t_amb_degc', 25):g} degC, a design "
+             f"day of peak shaving (a preview dispatch rule; the EMS study builds the real one) and an ageing "
+             f"projection (BLAST-Lite LFP). AC powers at the PCS terminals (PCS efficiency curve), + discharging.")
+    gap = f["usable_measured_vs_computed"]
+    out = []
+    st = _worst_status(checks, "battery", "usable_ac_energy_mwh") or "INFO"
+    out.append(dict(status=st, text=(
+        f"Usable AC energy, measured from SOC {ds.attrs.get('soc_max', float('nan')):g} to "
+        f"{ds.attrs.get('soc_min', float('nan')):g} at rated power: {_fmt(f['usable_ac_measured_mwh'], 'MWh')} "
+        f"(the ratings compute {_fmt(f['usable_ac_computed_mwh'], 'MWh')}, {100 * gap:+.1f} %; the DC nameplate is "
+        f"{_fmt(f['nameplate_dc_mwh'], 'MWh')}, the claim checked {_fmt(f['claimed_energy_mwh'], 'MWh')}: "
+        f"[battery_study] claimed_energy_mwh, by default the DC nameplate). The ratings "
+        f"assume a constant DC efficiency and the nominal cell voltage; the model integrates the open-circuit voltage "
+        f"(above nominal over most of the window) less the cells' resistive losses at this current.")))
+    st = _worst_status(checks, "battery", "duration_at_rated_power_h") or "INFO"
+    out.append(dict(status=st, text=(
+        f"Rated power {_fmt(f['p_ac_rated_mw'], 'MW')} is held for {f['duration_at_rated_power_h']:.2f} h "
+        f"({_fmt(f['energy_at_rated_power_mwh'], 'MWh')}) against the claimed {f['claimed_duration_h']:.2f} h; it "
+        f"ends at: {f['discharge_stop']}. The discharge to the window's end takes {f['discharge_duration_h']:.2f} h.")))
+    out.append(dict(status="INFO", text=(
+        f"Round trip at rated power: {_fmt(f['charge_ac_mwh'], 'MWh')} AC in for "
+        f"{_fmt(f['usable_ac_measured_mwh'], 'MWh')} out: {100 * f['round_trip_efficiency']:.1f} % AC to AC, "
+        f"{100 * f['round_trip_efficiency_with_aux']:.1f} % counting the HVAC and BMS "
+        f"({_fmt(f['aux_energy_cycle_mwh'], 'MWh')} over the cycle).")))
+    out += _battery_headline(checks, f, cap)[1:]
+    flags = {k: v for k, v in (f.get("design_day_bms_flag_steps") or {}).items() if v}
+    flag_text = ", ".join(f"{k} {v}" for k, v in flags.items()) if flags else "none"
+    st = _worst_status(checks, "battery", "t_cell_max_degc") or "INFO"
+    out.append(dict(status=st, text=(
+        f"Design day: SOC between {f['design_day_soc_min']:.3f} and {f['design_day_soc_max']:.3f} (ends at "
+        f"{f['design_day_soc_end']:.3f}); hottest cell {_fmt(f['design_day_t_cell_max_degc'], 'degC')} with the "
+        f"outdoor air up to {_fmt(f['design_day_t_outdoor_max_degc'], 'degC')}; largest cell voltage spread in a "
+        f"container {1000 * f['design_day_v_cell_spread_max_v']:.1f} mV"
+        + (" (identical racks at rack granularity: the spread needs granularity 'cell')"
+           if f["granularity"] != "cell" else "")
+        + f"; battery auxiliaries {_fmt(f['design_day_aux_energy_mwh'], 'MWh')} over the day, peak "
+        f"{f['design_day_aux_peak_kw']:.1f} kW; steps limited by the BMS (container-steps per flag): {flag_text}.")))
+    years = f.get("ageing_years") or []
+    q, r = f.get("ageing_capacity") or [], f.get("ageing_resistance") or []
+    parts = "; ".join(f"{y:g} year{'s' if y != 1 else ''}: capacity {100 * a:.1f} %, resistance {100 * b:.1f} %"
+                      for y, a, b in zip(years, q, r, strict=False))
+    key10 = next((k for k in f if k.startswith("usable_ac_") and k.endswith("y_mwh")), None)
+    out.append(dict(status="INFO", text=(
+        f"Ageing, with every day like the design day ({f['ageing_efc_per_year']:.0f} equivalent full cycles a "
+        f"year including the recharge each day needs, an upper bound of the duty): {parts}"
+        + (f"; usable AC energy then {_fmt(f[key10], 'MWh')}." if key10 else ".")
+        + (" The cell temperature left the model's 10-45 degC range: extrapolated." if f.get("ageing_extrapolated")
+           else ""))))
+    figures = []
+    from .studies import battery as bstudy
+
+    for title, fn, w, h, cap_text in (
+            ("Design day: grid import against the firm cap, battery power and SOC", bstudy.plot_design_day, 10.0,
+             5.5, f"Local day {f['design_day']}. Grey: facility load less PV with the battery idle; red: grid import "
+                  f"with the battery (its auxiliaries included); green: battery AC power (+ discharge); dashed: the "
+                  f"{_fmt_cap(cap)} firm cap. Bottom: mean SOC of each container, dotted: the EMS window."),
+            ("Design day: cell and container temperatures, battery auxiliaries", bstudy.plot_thermal, 10.0, 4.8,
+             "Outdoor air, container air (warmest container) and the hottest cell; the HVAC's electrical draw with "
+             "the fixed auxiliaries, and the heat it removes, all containers."),
+            ("Ageing projection", bstudy.plot_ageing, 8.0, 3.6,
+             "Relative capacity and resistance with the design day repeated daily (BLAST-Lite LFP/graphite 250 Ah "
+             "model, coded in twin.battery.ageing; resistance growth L).")):
+        fg = _new_figure(w, h)
+        fn(ds, fig=fg)
+        figures.append({"title": title, "png": _png(fg), "caption": cap_text})
+    return {"intro": intro, "findings": out, "figures": figures}
 
 
 def _voltage_findings(case, ds, study: str, band_name: str, prefix: str, warn_frac: float) -> list[dict]:

@@ -219,12 +219,14 @@ def _p2(z, t, kza, v1, v2, du0, ocv0a, r0a, r1a, r2a, g1a, g2a, a1a, a2a, ph1a, 
         dz = z0 - z1
         t0 = t[j]
         dtk = t0 - t_ref
-        nz = dz != 0.0
-        idz = 1.0 / (dz if nz else 1.0)
+        # step means of OCV and dU/dT over the SOC path: the exact integral over dz; for |dz| < 1e-7 (rounding in
+        # the integral would show) the mean of the two ends, exact within one table piece
+        big = abs(dz) > 1e-7
+        idz = 1.0 / (dz if big else 1.0)
         ocv0 = ocv0a[j]
-        d = idd * idz if nz else du0[j]
-        u = iu * idz + dtk * d if nz else ocv0
         ocv1 = ocv1r + dtk * du1
+        d = idd * idz if big else 0.5 * (du0[j] + du1)
+        u = iu * idz + dtk * d if big else 0.5 * (ocv0 + ocv1)
         r0 = r0a[j]
         r1 = r1a[j]
         r2 = r2a[j]

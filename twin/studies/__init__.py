@@ -24,7 +24,7 @@ class StudyResult:
 
 # study name -> module under twin.studies, in the order ``twin run`` runs them (imported when used)
 STUDIES = {"loadflow": "loadflow", "shortcircuit": "shortcircuit", "contingency": "contingency",
-           "drivers": "drivers"}
+           "drivers": "drivers", "battery": "battery"}
 
 
 def names() -> list[str]:
