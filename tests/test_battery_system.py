@@ -248,3 +248,19 @@ def test_a_resting_container_is_computed(spec, granularity):
     ds = s.run(np.zeros((4, 20)), 10.0, 30.0)
     assert np.all(ds.flag.values == 0)
     assert float(ds.v_dc_v.min()) > 416 * 3.2
+
+
+def test_numpy_output_and_snapshot_for_closed_loop_control(small):
+    """run(as_dataset=False) returns the same numbers as the Dataset; snapshot/restore replays a step exactly."""
+    from twin.battery.system import UNITS
+
+    s = BatterySystem(small, "rack", soc0=0.5)
+    snap = s.snapshot()
+    ds = s.run(np.full(20, 5000.0), 1.0, 25.0)
+    s.restore(snap)
+    out = s.run(np.full(20, 5000.0), 1.0, 25.0, as_dataset=False)
+    assert set(out) - {"time_s"} <= set(UNITS)
+    for k in ("p_dc_w", "v_dc_v", "soc_mean", "t_cell_max_degc", "flag"):
+        np.testing.assert_array_equal(out[k], ds[k].values)
+    with pytest.raises(ValueError, match="restore"):
+        BatterySystem(small, "cell").restore(snap)

@@ -57,7 +57,7 @@ from ._codegen import kernel_for
 from .bms import BmsModel
 from .params import CellParams, load_cell
 
-__all__ = ["ContainerThermal", "Spread", "SystemSpec", "BatterySystem", "system_spec", "FLAGS"]
+__all__ = ["ContainerThermal", "Spread", "SystemSpec", "BatterySystem", "system_spec", "FLAGS", "UNITS"]
 
 #: bits of the ``flag`` output (per container and step)
 FLAGS = {"current": K.F_CUR, "soc": K.F_SOC, "voltage": K.F_VOLT, "temperature": K.F_TEMP,
@@ -205,6 +205,10 @@ _EL_VARS = {
     K.E_QAMB: ("q_amb_w", "W", "heat from the cell to its rack node (or ambient)"),
     K.E_PRC: ("p_rc_w", "W", "rate of change of the cell's RC energy"),
 }
+#: name -> (units, long name) of every output of :meth:`BatterySystem.run`
+UNITS = {name: (unit, long) for table in (_CONT_VARS, _RACK_VARS) for name, unit, long in table.values()}
+UNITS.update({"cell_" + name: (unit, long) for name, unit, long in _EL_VARS.values()})
+UNITS["flag"] = ("1", "limit flags (bits: " + ", ".join(f"{v} {k}" for k, v in FLAGS.items()) + ")")
 _KELVIN = {"t_air_degc", "t_cell_max_degc", "t_cell_mean_degc", "t_rack_degc", "t_degc"}
 
 
@@ -290,6 +294,20 @@ class BatterySystem:
         self.state[:, :, K.S_Q] = base * np.broadcast_to(cap_scale, self.shape)
         self.state[:, :, K.S_RS] = base_r * np.broadcast_to(r_scale, self.shape)
 
+    def snapshot(self) -> dict:
+        """A copy of the whole state (cells, racks, air, time, ageing scales): :meth:`restore` returns to it."""
+        return {"state": self.state.copy(), "t_rack": self.t_rack.copy(), "t_air": self.t_air.copy(),
+                "time_s": self.time_s}
+
+    def restore(self, snap: dict) -> None:
+        """Return to a state taken with :meth:`snapshot` (e.g. to try a dispatch and take it back)."""
+        if snap["state"].shape != self.state.shape:
+            raise ValueError(f"restore: snapshot of shape {snap['state'].shape}, this system is {self.state.shape}")
+        self.state[...] = snap["state"]
+        self.t_rack[...] = snap["t_rack"]
+        self.t_air[...] = snap["t_air"]
+        self.time_s = snap["time_s"]
+
     @property
     def cells_per_element(self) -> int:
         return self.s_mult * self.p_mult
@@ -299,7 +317,7 @@ class BatterySystem:
         return (self.z * self.capq).sum(axis=(1, 2)) / self.capq.sum(axis=(1, 2))
 
     def run(self, request, dt_s: float, t_amb_degc, *, mode: str = "power", record: str = "rack",
-            chunk_steps: int = 3600, progress: bool = False) -> xr.Dataset:
+            chunk_steps: int = 3600, progress: bool = False, as_dataset: bool = True):
         """Simulate ``nt`` steps of ``dt_s`` seconds from the present state.
 
         Parameters
@@ -316,10 +334,14 @@ class BatterySystem:
             every element (small systems only).
         chunk_steps : int
             Steps per kernel call (memory of the rack outputs; progress bar granularity).
+        as_dataset : bool
+            False: return a dict of numpy arrays with the same names and shapes (container, [rack, [cell,]] step),
+            without building the Dataset: for closed-loop control that steps the system one interval at a time
+            (the units are those of :data:`UNITS`).
 
         Returns
         -------
-        xarray.Dataset
+        xarray.Dataset or dict of numpy.ndarray
             Dims ``step`` (coordinate ``time_s``, start of the step), ``container``, and ``rack``/``cell`` as
             recorded; ``units`` and ``long_name`` on every variable.
         """
@@ -373,6 +395,17 @@ class BatterySystem:
         bar.close()
         t = self.time_s + dt_s * np.arange(nt)
         self.time_s += dt_s * nt
+        if not as_dataset:
+            out = {name: o_cont[idx] - (273.15 if name in _KELVIN else 0.0) for idx, (name, _, _) in _CONT_VARS.items()}
+            out["flag"] = o_flag
+            if o_rack is not None:
+                out.update({name: o_rack[idx] - (273.15 if name in _KELVIN else 0.0)
+                            for idx, (name, _, _) in _RACK_VARS.items()})
+            if rec_el:
+                out.update({"cell_" + name: o_el[idx] - (273.15 if name in _KELVIN else 0.0)
+                            for idx, (name, _, _) in _EL_VARS.items()})
+            out["time_s"] = t
+            return out
         data = {}
         for idx, (name, unit, long) in _CONT_VARS.items():
             v = o_cont[idx] - (273.15 if name in _KELVIN else 0.0)
