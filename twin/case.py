@@ -255,11 +255,29 @@ class PcsModel(_Strict):
     k_sc: float = Q("short-circuit current in pu of rated current (IEC 60909 current source)", ge=1, le=3)
     eta_nom: float = Q("nominal efficiency (0-1)", gt=0.5, le=1)
     eta_ref: float = Q("reference efficiency of the PVWatts curve (0-1)", gt=0.5, le=1)
+    p_min_fraction: float = Q("below this fraction of p_rated_mw the PCS idles (0-0.2)", ge=0, le=0.2, default=0.02)
+    standby_kw: float = Q("standby draw while idle in kW", ge=0, le=1000, default=0.0)
+    ramp_mw_per_s: float | None = Q("active-power ramp limit in MW/s (none: no limit)", gt=0, le=1000, default=None)
+    q_mode: Literal["pf", "qv", "poc_pf"] = Field("pf", description="reactive power: fixed power factor 'pf', "
+                                                  "Q(V) characteristic 'qv', or 'poc_pf' (set by the EMS)")
+    pf: float = Q("power factor in q_mode 'pf' (0-1]", gt=0, le=1, default=1.0)
+    pf_sign: Literal[1, -1] = Field(1, description="+1: deliver Q with P, -1: absorb")
+    qv_v_pu: list[float] = Field([0.92, 0.97, 1.03, 1.08], min_length=2,
+                                 description="Q(V) characteristic: terminal voltages in pu, increasing")
+    qv_q_pu: list[float] = Field([0.44, 0.0, 0.0, -0.44], min_length=2,
+                                 description="Q(V) characteristic: Q in pu of sn_mva (+ delivered) at qv_v_pu")
 
     @model_validator(mode="after")
     def _check(self):
         if self.sn_mva < self.p_rated_mw:
             raise ValueError(f"sn_mva ({self.sn_mva}) must be at least p_rated_mw ({self.p_rated_mw})")
+        if len(self.qv_v_pu) != len(self.qv_q_pu):
+            raise ValueError(f"qv_q_pu needs one value per qv_v_pu point ({len(self.qv_v_pu)}), found "
+                             f"{len(self.qv_q_pu)}")
+        if any(b <= a for a, b in zip(self.qv_v_pu[:-1], self.qv_v_pu[1:], strict=True)):
+            raise ValueError(f"qv_v_pu must increase strictly, found {self.qv_v_pu}")
+        if any(abs(q) > 1 for q in self.qv_q_pu):
+            raise ValueError(f"qv_q_pu values must lie within -1..1 pu of sn_mva, found {self.qv_q_pu}")
         return self
 
 

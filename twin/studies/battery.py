@@ -54,11 +54,12 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .. import cooling, gpu, pv, weather
-from ..battery import pcs_efficiency, ratings
+from ..battery import ratings
 from ..battery.ageing import project
 from ..battery.system import FLAGS, BatterySystem, Spread, system_spec
 from ..case import BatteryStudy, Case, CaseError, _validate
 from ..limits import Checker, counts
+from ..pcs import ac_to_dc, dc_to_ac
 from . import StudyResult
 from . import drivers as drivers_study
 from ._common import attrs, finalize
@@ -67,7 +68,7 @@ __all__ = ["NAME", "options", "with_options", "ac_to_dc", "dc_to_ac", "capacity_
            "peak_shave", "ageing_projection", "run", "plot_design_day", "plot_thermal", "plot_ageing", "check"]
 
 NAME = "battery"
-PCS_MIN_FRACTION = 0.02   # below 2 % of rating the PCS idles (PVWatts curve: no AC output for DC below about 2.4 %)
+PCS_MIN_FRACTION = 0.02   # below 2 % of rating the PCS idles (PcsModel.p_min_fraction default; twin.pcs)
 DISPATCH_S = 300.0        # EMS update interval of the design-day dispatch: SOC, BMS limits, auxiliaries (s)
 CAP_MARGIN_KW = 1.0       # per container: the EMS holds import this far below the cap (auxiliaries' drift, kW)
 T_TEST_DEGC = 25.0        # outdoor air of the capacity test (degC)
@@ -106,65 +107,6 @@ def with_options(case: Case, **changes) -> Case:
     o = _validate(case.path, BatteryStudy, {**case.spec.battery_study.model_dump(), **changes})
     return replace(case, spec=case.spec.model_copy(update={"battery_study": o}), models=dict(case.models),
                    model_paths=dict(case.model_paths))
-
-
-def _pcs_eta(p_ac_w, pcs):
-    return pcs_efficiency(np.asarray(p_ac_w, dtype=float) / 1e6, pcs.p_rated_mw, pcs.eta_nom, pcs.eta_ref)
-
-
-def ac_to_dc(p_ac_w, pcs):
-    """DC power at the container bus (W, + discharging) for AC power ``p_ac_w`` at the PCS terminals (W).
-
-    Discharging ``P_dc = P_ac / eta(P_ac)``, charging ``P_dc = P_ac * eta(P_ac)`` (:func:`twin.battery.pcs_efficiency`,
-    PVWatts shape); zero below ``PCS_MIN_FRACTION`` of the PCS rating, where the PCS idles.
-    """
-    p = np.asarray(p_ac_w, dtype=float)
-    eta = _pcs_eta(p, pcs)
-    dc = np.where(p > 0, p / eta, p * eta)
-    return np.where(np.abs(p) < PCS_MIN_FRACTION * pcs.p_rated_mw * 1e6, 0.0, dc)
-
-
-_INV_CACHE: dict = {}
-
-
-def _inverse_tables(pcs):
-    """``z`` (AC power per unit of rating) and ``P_dc / P_rated`` on a fine grid above the PCS minimum, for
-    discharging (``z / eta``) and charging (``z eta``); both increase monotonically there."""
-    key = (pcs.p_rated_mw, pcs.eta_nom, pcs.eta_ref)
-    if key not in _INV_CACHE:
-        z = np.linspace(PCS_MIN_FRACTION, 2.0, 20001)
-        eta = pcs_efficiency(z * pcs.p_rated_mw, pcs.p_rated_mw, pcs.eta_nom, pcs.eta_ref)
-        dis, ch = z / eta, z * eta
-        if not (np.all(np.diff(dis) > 0) and np.all(np.diff(ch) > 0)):
-            raise ValueError("PCS efficiency curve: P/eta(P) and P*eta(P) must increase above the PCS minimum")
-        if len(_INV_CACHE) > 16:
-            _INV_CACHE.clear()
-        _INV_CACHE[key] = (z, dis, ch)
-    return _INV_CACHE[key]
-
-
-def dc_to_ac(p_dc_w, pcs):
-    """AC power at the PCS terminals (W) for DC power ``p_dc_w`` (W, + discharging): the inverse of
-    :func:`ac_to_dc` (table of the monotonic ``P/eta(P)`` and ``P eta(P)`` above the PCS minimum, then Newton
-    steps on :func:`twin.battery.pcs_efficiency` to rounding; zero for DC powers below what the minimum AC power
-    needs)."""
-    p = np.asarray(p_dc_w, dtype=float)
-    rated = pcs.p_rated_mw * 1e6
-    d = np.abs(p) / rated
-    dis = p > 0
-    zt, gd, gc = _inverse_tables(pcs)
-    z = np.where(dis, np.interp(d, gd, zt), np.interp(d, gc, zt))
-
-    def g(z):
-        eta = pcs_efficiency(z * pcs.p_rated_mw, pcs.p_rated_mw, pcs.eta_nom, pcs.eta_ref)
-        return np.where(dis, z / eta, z * eta)
-
-    h = 1e-7
-    for _ in range(2):
-        gz = g(z)
-        z = np.clip(z - (gz - d) * 2 * h / (g(z + h) - g(z - h)), PCS_MIN_FRACTION, 2.0)
-    z = np.where(d < np.where(dis, gd[0], gc[0]) * (1 - 1e-12), 0.0, z)
-    return np.sign(p) * z * rated
 
 
 # --------------------------------------------------------------------------------------------------------------
