@@ -264,3 +264,32 @@ def test_numpy_output_and_snapshot_for_closed_loop_control(small):
         np.testing.assert_array_equal(out[k], ds[k].values)
     with pytest.raises(ValueError, match="restore"):
         BatterySystem(small, "cell").restore(snap)
+
+
+def test_ageing_feeds_back_into_the_system(small):
+    """Daily chunks of a cycling rack-level system, ageing each rack from its own SOC and temperature history
+    (twin.battery.ageing.AgeingState, degradation accelerated x50): capacity falls, the energy a full discharge
+    delivers falls with it, resistance rises."""
+    from twin.battery.ageing import AgeingState
+
+    s = BatterySystem(small, "rack", soc0=0.5)
+    n_el = int(np.prod(s.shape))
+    age = AgeingState(n_el, degradation_scalar=50.0)
+    p = 8 * 3.2 * 70.0 * 3  # W: about 0.25 C for the container (3 racks x 8 cells)
+    day = np.r_[np.full(216, -p), np.full(216, p)]  # 6 h charge (to the BMS limit), 6 h discharge, 100 s steps
+    energies, caps = [], []
+    for _ in range(4):
+        t0, soc0 = s.time_s, s.z.reshape(n_el).copy()
+        out = s.run(day, 100.0, 25.0, as_dataset=False)
+        energies.append(float(out["p_dc_w"][:, 216:].sum()) * 100.0)
+        t = t0 + np.arange(day.size + 1) * 100.0
+        soc = np.concatenate([soc0[:, None], out["soc_mean"].reshape(n_el, -1)], axis=1)
+        cap, r = age.update(t, soc, 25.0)
+        s.set_ageing(cap.reshape(s.shape), r.reshape(s.shape))
+        caps.append(float(cap.mean()))
+    assert caps[-1] < caps[0] < 1.0 and np.all(np.diff(caps) < 0)
+    assert float(s.rsc.mean()) > 1.0
+    # each day from full to empty: the delivered energy falls about as the capacity does
+    assert energies[-1] < energies[0]
+    # (day 4 ran with the capacity left after day 3; day 1 with the fresh one)
+    assert energies[-1] / energies[0] == pytest.approx(caps[-2], abs=0.01)
