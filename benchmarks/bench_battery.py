@@ -32,12 +32,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import time
 import warnings
 
 import numba
 import numpy as np
+from _common import cpu_model  # benchmarks/ is on the path when run as a script
 
 from twin.battery import ratings
 from twin.battery.cell import simulate_current
@@ -45,17 +45,6 @@ from twin.battery.params import load_cell
 from twin.case import load_case
 
 warnings.filterwarnings("ignore")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def profile(n: int, seed: int = 0) -> np.ndarray:

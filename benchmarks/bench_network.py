@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 import pandapower as pp  # noqa: E402
 import pandapower.topology as top  # noqa: E402
 import pandas as pd  # noqa: E402
+from _common import cpu_model  # noqa: E402  (benchmarks/ is on the path when run as a script)
 from pandapower.control import ConstControl  # noqa: E402
 from pandapower.timeseries import DFData, OutputWriter, run_timeseries  # noqa: E402
 from pandapower.toolbox import select_subnet  # noqa: E402
@@ -55,17 +56,6 @@ FAST_LOGGED = [("res_bus", "vm_pu"), ("res_line", "loading_percent"), ("res_traf
 LOGGED = [("res_bus", "vm_pu"), ("res_bus", "va_degree"), ("res_line", "loading_percent"), ("res_line", "pl_mw"),
           ("res_trafo", "loading_percent"), ("res_trafo", "pl_mw"), ("res_ext_grid", "p_mw"),
           ("res_ext_grid", "q_mvar")]
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def random_injections(net, rng, n):
