@@ -401,3 +401,11 @@ def test_anode_potential_is_the_library_s():
     pytest.importorskip("blast", reason="blast-lite not installed (pip install 'twin[ageing]')")
     soc = np.linspace(0, 1, 10001)
     np.testing.assert_array_equal(ageing.anode_potential_v(soc), ageing.library_model()._get_Ua(soc))
+
+
+def test_project_warns_when_the_history_does_not_close():
+    """Repeating a history whose SOC ends far from where it starts would hide the jump's throughput: say so."""
+    t = np.arange(0.0, 86400.0 + 1, 600.0)
+    soc = np.linspace(0.9, 0.2, t.size)
+    with pytest.warns(UserWarning, match="not counted as throughput"):
+        ageing.project({"time": t, "soc": soc, "t_cell_degc": 25.0}, years=(1,))

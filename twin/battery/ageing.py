@@ -495,6 +495,10 @@ def project(history_one_year, years=(1, 5, 10), *, degradation_scalar: float = 1
     if not years or not all(np.isfinite(float(y)) and float(y) > 0 for y in years):
         raise ValueError(f"project: 'years' must be positive numbers, found {years}")
     t_s, soc, temp, _ = _inputs(history_one_year)
+    if abs(float(soc[-1]) - float(soc[0])) > 0.01:
+        warnings.warn(f"project: the history ends at SOC {float(soc[-1]):.3f} and starts at {float(soc[0]):.3f}; "
+                      "repeated back to back, the jump between them is not counted as throughput (like BLAST-Lite): "
+                      "close the history (append the recharge) to count it", UserWarning, stacklevel=2)
     rec = _simulate_life(t_s, soc, temp, degradation_scalar, threshold_years=float(max(years)))
     ds = _dataset(rec, r_per_q_loss, degradation_scalar)
     ty = ds["t_years"].values
