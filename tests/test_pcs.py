@@ -31,7 +31,8 @@ def test_ac_dc_round_trip_and_losses(unit):
     p_ac = np.linspace(-1e6, 1e6, 2001)
     p_dc = P.ac_to_dc(p_ac, unit)
     on = np.abs(p_ac) >= unit.p_min_fraction * 1e6
-    np.testing.assert_allclose(P.dc_to_ac(p_dc, unit)[on], p_ac[on], rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(P.dc_to_ac(p_dc, unit)[on], p_ac[on], rtol=1e-12)
+    assert np.all(P.dc_to_ac(p_dc, unit)[~on] == 0.0)
     assert np.all(p_dc[on & (p_ac > 0)] > p_ac[on & (p_ac > 0)])     # discharging: the battery gives more than the AC
     assert np.all(np.abs(p_dc[on & (p_ac < 0)]) < np.abs(p_ac[on & (p_ac < 0)]))  # charging: less reaches the cells
     assert np.all(p_dc[~on] == 0.0)

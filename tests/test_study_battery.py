@@ -28,19 +28,6 @@ def small_test(small_case):
     return battery.capacity_test(small_case, dt_s=10.0)
 
 
-def test_pcs_conversion_is_inverted_exactly(small_case):
-    pcs = small_case.model("pcs", small_case.spec.battery.pcs)
-    p_ac = np.linspace(-1.0e6, 1.0e6, 2001)
-    p_dc = battery.ac_to_dc(p_ac, pcs)
-    back = battery.dc_to_ac(p_dc, pcs)
-    on = np.abs(p_ac) >= battery.PCS_MIN_FRACTION * 1e6
-    np.testing.assert_allclose(back[on], p_ac[on], rtol=1e-12)
-    assert np.all(p_dc[~on] == 0) and np.all(back[~on] == 0)
-    # discharging draws more DC than it delivers; charging stores less than it takes
-    assert np.all(p_dc[on & (p_ac > 0)] > p_ac[on & (p_ac > 0)])
-    assert np.all(np.abs(p_dc[on & (p_ac < 0)]) < np.abs(p_ac[on & (p_ac < 0)]))
-
-
 def test_usable_energy_measured_agrees_with_ratings(small_case, small_test):
     """Measured within 5 % of the ratings' computed value, and the gap explained.
 

@@ -68,7 +68,6 @@ __all__ = ["NAME", "options", "with_options", "ac_to_dc", "dc_to_ac", "capacity_
            "peak_shave", "ageing_projection", "run", "plot_design_day", "plot_thermal", "plot_ageing", "check"]
 
 NAME = "battery"
-PCS_MIN_FRACTION = 0.02   # below 2 % of rating the PCS idles (PcsModel.p_min_fraction default; twin.pcs)
 DISPATCH_S = 300.0        # EMS update interval of the design-day dispatch: SOC, BMS limits, auxiliaries (s)
 CAP_MARGIN_KW = 1.0       # per container: the EMS holds import this far below the cap (auxiliaries' drift, kW)
 T_TEST_DEGC = 25.0        # outdoor air of the capacity test (degC)
@@ -436,7 +435,7 @@ def peak_shave(case: Case, site_mw, t_out_degc, dt_s: float, *, spec=None, granu
     sysm = _new_system(spec, granularity, soc0, t0, case.spec.case.seed)
     nc = sysm.shape[0]
     rated = pcs.p_rated_mw * 1e6
-    p_min = PCS_MIN_FRACTION * rated
+    p_min = pcs.p_min_fraction * rated   # below it the PCS idles (twin.pcs)
     margin_w = CAP_MARGIN_KW * 1e3 * nc
     m_chunk = max(1, int(round(DISPATCH_S / dt_s)))
     k = _soc_per_joule(spec, sysm)
