@@ -186,6 +186,10 @@ def test_bad_input_is_rejected(small):
         s.run(np.zeros(3), 1.0, np.zeros(4))
     with pytest.raises(ValueError, match="non-finite"):
         s.run(np.array([0.0, np.nan]), 1.0, 25.0)
+    with pytest.raises(ValueError, match="cap_scale"):
+        s.set_ageing(0.0, 1.0)
+    with pytest.raises(ValueError, match="r_scale"):
+        s.set_ageing(0.9, np.nan)
 
 
 def test_outputs_carry_units(small):
@@ -293,3 +297,22 @@ def test_ageing_feeds_back_into_the_system(small):
     assert energies[-1] < energies[0]
     # (day 4 ran with the capacity left after day 3; day 1 with the fresh one)
     assert energies[-1] / energies[0] == pytest.approx(caps[-2], abs=0.01)
+
+
+def test_bad_thermal_parameter_set_names_file_and_key(tmp_path):
+    """A user's container thermal set beside their case, with the heating set point above the cooling one: one
+    line naming the file and what is wrong, before anything runs."""
+    import shutil
+
+    from twin import paths
+    from twin.case import CaseError
+
+    case = load_case()
+    d = tmp_path / "models" / "battery" / "thermal"
+    d.mkdir(parents=True)
+    text = (paths.models_dir() / "battery" / "thermal" / "energy_pod_air.toml").read_text()
+    (d / "energy_pod_air.toml").write_text(text.replace("t_set_heat_degc = 15.0", "t_set_heat_degc = 30.0"))
+    shutil.copy(case.path, tmp_path / case.path.name)
+    with pytest.raises(CaseError, match=r"energy_pod_air\.toml.*t_set_heat_degc") as err:
+        system_spec(load_case(tmp_path / case.path.name))
+    assert "\n" not in str(err.value)

@@ -264,6 +264,7 @@ class BatterySystem:
         self.state[:, :, K.S_T] = t0_degc + 273.15
         self.state[:, :, K.S_Q] = capq
         self.state[:, :, K.S_RS] = rsc
+        self._bol_q, self._bol_r = capq, rsc  # beginning of life, the base of set_ageing
         self.t_rack = np.full((nc, nr), t0_degc + 273.15)
         self.t_air = np.full(nc, t0_degc + 273.15)
         self._k = kernel_for(spec.cell, spec.bms)
@@ -288,11 +289,13 @@ class BatterySystem:
 
         ``cap_scale`` and ``r_scale`` broadcast to (container, rack, element); SOC is kept (the charge scales).
         """
-        base = self._bol_q if hasattr(self, "_bol_q") else self.capq.copy()
-        base_r = self._bol_r if hasattr(self, "_bol_r") else self.rsc.copy()
-        self._bol_q, self._bol_r = base, base_r
-        self.state[:, :, K.S_Q] = base * np.broadcast_to(cap_scale, self.shape)
-        self.state[:, :, K.S_RS] = base_r * np.broadcast_to(r_scale, self.shape)
+        for name, v in (("cap_scale", cap_scale), ("r_scale", r_scale)):
+            a = np.asarray(v, dtype=float)
+            if not np.all(np.isfinite(a)) or np.any(a <= 0):
+                raise ValueError(f"set_ageing: {name} must be finite and > 0 (1 = beginning of life), found "
+                                 f"{a.min() if a.size else a} to {a.max() if a.size else a}")
+        self.state[:, :, K.S_Q] = self._bol_q * np.broadcast_to(cap_scale, self.shape)
+        self.state[:, :, K.S_RS] = self._bol_r * np.broadcast_to(r_scale, self.shape)
 
     def snapshot(self) -> dict:
         """A copy of the whole state (cells, racks, air, time, ageing scales): :meth:`restore` returns to it."""
