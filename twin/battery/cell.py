@@ -173,6 +173,20 @@ def _expm1_small(d):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _decay(y, yr, ar, mr):
+    """``a = exp(y)`` and ``m = 1 - a`` from the cached ``(yr, ar = exp(yr), mr = 1 - ar)``: by Taylor series while
+    ``|y - yr| < _SMALL``, else evaluated afresh (and cached). Returns ``yr, ar, mr, a, m``."""
+    d = y - yr
+    if not abs(d) < _SMALL:
+        yr = y
+        d = 0.0
+        ar = math.exp(y)
+        mr = -math.expm1(y)
+    em = _expm1_small(d)
+    return yr, ar, mr, ar + ar * em, mr - ar * em
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _sign(i, h):
     if i > 0.0:
         return h
@@ -357,26 +371,8 @@ def run_kernel(mode, sg, ocv, dudt, ocvi, dudti, rsg, r0t, r1t, tau1t, r2t, tau2
                 tau1 = _lerp(kr, wr, tau1t) * f1
                 tau2 = _lerp(kr, wr, tau2t) * f2
                 # a = exp(y), m = 1 - a, y = -dt/tau (exact RC update, Plett 2015, 3.4)
-                y1 = -dt / tau1
-                d = y1 - y1r
-                if not abs(d) < _SMALL:
-                    y1r = y1
-                    d = 0.0
-                    a1r = math.exp(y1)
-                    m1r = -math.expm1(y1)
-                em = _expm1_small(d)
-                a1 = a1r + a1r * em
-                m1 = m1r - a1r * em
-                y2 = -dt / tau2
-                d = y2 - y2r
-                if not abs(d) < _SMALL:
-                    y2r = y2
-                    d = 0.0
-                    a2r = math.exp(y2)
-                    m2r = -math.expm1(y2)
-                em = _expm1_small(d)
-                a2 = a2r + a2r * em
-                m2 = m2r - a2r * em
+                y1r, a1r, m1r, a1, m1 = _decay(-dt / tau1, y1r, a1r, m1r)
+                y2r, a2r, m2r, a2, m2 = _decay(-dt / tau2, y2r, a2r, m2r)
                 ph1 = m1 * tau1 * idt  # mean of exp(-t/tau) over the step
                 ph2 = m2 * tau2 * idt
                 pp1 = 0.5 * ph1 * (2.0 - m1)  # mean of exp(-2t/tau): (1 - a^2) tau / (2 dt)
