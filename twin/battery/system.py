@@ -377,12 +377,11 @@ class BatterySystem:
         o_flag = np.empty((nc, nt), dtype=np.int32)
         mcode = K.MODE_POWER if mode == "power" else K.MODE_CURRENT
         bar = tqdm(total=nt, desc="battery", unit="step", disable=not progress, leave=False)
-        rack_buf = np.empty((K.N_RACK, nc, nr, min(chunk_steps, nt)))
         for k0 in range(0, nt, chunk_steps):
             k1 = min(nt, k0 + chunk_steps)
             n = k1 - k0
             oc = np.empty((K.N_CONT, nc, n))
-            orack = rack_buf[..., :n] if o_rack is None else np.empty((K.N_RACK, nc, nr, n))
+            orack = np.empty((K.N_RACK, nc, nr, n))  # contiguous per chunk (one compiled kernel signature)
             oel = np.empty((K.N_EL, nc, nr, ne, n)) if rec_el else o_el
             of = np.empty((nc, n), dtype=np.int32)
             self._k.run_system(mcode, np.ascontiguousarray(req[:, k0:k1]), np.ascontiguousarray(ta[:, k0:k1]),
