@@ -17,6 +17,8 @@ the campus, reactive power ``q`` positive when the PCS delivers it (generator co
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -44,46 +46,65 @@ def ac_to_dc(p_ac_w, pcs: PcsModel):
     return np.where(np.abs(p) < pcs.p_min_fraction * pcs.p_rated_mw * 1e6, 0.0, dc)
 
 
-_INV_CACHE: dict = {}
-
-
-def _inverse_tables(pcs: PcsModel):
-    """``z`` (AC power per unit of rating) against ``P_dc / P_rated`` above the PCS minimum, discharging
-    (``z / eta``) and charging (``z eta``); both increase monotonically there (checked)."""
-    key = (pcs.p_rated_mw, pcs.eta_nom, pcs.eta_ref, pcs.p_min_fraction)
-    if key not in _INV_CACHE:
-        z = np.linspace(pcs.p_min_fraction, 2.0, 20001)
-        eta = efficiency(z * pcs.p_rated_mw, pcs)
-        dis, ch = z / eta, z * eta
-        if not (np.all(np.diff(dis) > 0) and np.all(np.diff(ch) > 0)):
-            raise ValueError("PCS efficiency curve: P/eta(P) and P*eta(P) must increase above the PCS minimum")
-        if len(_INV_CACHE) > 16:
-            _INV_CACHE.clear()
-        _INV_CACHE[key] = (z, dis, ch)
-    return _INV_CACHE[key]
+# PVWatts efficiency shape eta = c (-A z - B / z + E), c = eta_nom / eta_ref (twin.battery.pcs_efficiency)
+_A, _B, _E = 0.0162, 0.0059, 0.9858
 
 
 def dc_to_ac(p_dc_w, pcs: PcsModel):
-    """AC power at the PCS terminals (W) for DC power ``p_dc_w`` (W, + discharging): the inverse of :func:`ac_to_dc`
-    (table of the monotonic ``P/eta(P)`` and ``P eta(P)``, then Newton steps to rounding; zero for DC powers below
-    what the minimum AC power needs)."""
+    """AC power at the PCS terminals (W) for DC power ``p_dc_w`` (W, + discharging): the inverse of :func:`ac_to_dc`.
+
+    With ``d = |P_dc| / P_rated`` and the PVWatts shape ``eta = c (-A z - B/z + E)``, ``z / eta(z) = d``
+    (discharging) and ``z eta(z) = d`` (charging) are quadratics in ``z``; their physical roots (the one that tends
+    to ``d eta`` and ``d / eta`` respectively) are taken in closed form. Zero for DC powers below what the PCS
+    minimum (``p_min_fraction``) needs.
+    """
     p = np.asarray(p_dc_w, dtype=float)
     rated = pcs.p_rated_mw * 1e6
+    c = pcs.eta_nom / pcs.eta_ref
     d = np.abs(p) / rated
-    dis = p > 0
-    zt, gd, gc = _inverse_tables(pcs)
-    z = np.where(dis, np.interp(d, gd, zt), np.interp(d, gc, zt))
-
-    def g(z):
-        eta = efficiency(z * pcs.p_rated_mw, pcs)
-        return np.where(dis, z / eta, z * eta)
-
-    h = 1e-7
-    for _ in range(2):
-        gz = g(z)
-        z = np.clip(z - (gz - d) * 2 * h / (g(z + h) - g(z - h)), pcs.p_min_fraction, 2.0)
-    z = np.where(d < np.where(dis, gd[0], gc[0]) * (1 - 1e-12), 0.0, z)
+    k = d * c
+    with np.errstate(invalid="ignore"):
+        z_dis = (k * _E + np.sqrt(np.maximum((k * _E) ** 2 - 4.0 * (1.0 + k * _A) * k * _B, 0.0))) / (
+            2.0 * (1.0 + k * _A))
+        cb = c * _B + d
+        z_ch = 2.0 * cb / (c * _E + np.sqrt(np.maximum((c * _E) ** 2 - 4.0 * c * _A * cb, 0.0)))
+    z = np.where(p > 0, z_dis, z_ch)
+    z_min = pcs.p_min_fraction
+    eta_min = c * (-_A * z_min - _B / z_min + _E)
+    d_min = np.where(p > 0, z_min / eta_min, z_min * eta_min)
+    z = np.where(d < d_min * (1 - 1e-12), 0.0, z)
     return np.sign(p) * z * rated
+
+
+@njit(cache=True)
+def _ac_to_dc_1(p_w, rated_w, c, p_min_w):
+    """Scalar :func:`ac_to_dc` for numba loops (W; ``c = eta_nom / eta_ref``, ``p_min_w`` the PCS minimum)."""
+    if abs(p_w) < p_min_w or p_w == 0.0:
+        return 0.0
+    z = max(abs(p_w) / rated_w, 1e-6)
+    eta = c * (-_A * z - _B / z + _E)
+    return p_w / eta if p_w > 0.0 else p_w * eta
+
+
+@njit(cache=True)
+def _dc_to_ac_1(p_w, rated_w, c, p_min_w):
+    """Scalar :func:`dc_to_ac` for numba loops (same closed form)."""
+    if p_w == 0.0:
+        return 0.0
+    d = abs(p_w) / rated_w
+    z_min = p_min_w / rated_w
+    eta_min = c * (-_A * z_min - _B / z_min + _E)
+    if p_w > 0.0:
+        if d < z_min / eta_min * (1 - 1e-12):
+            return 0.0
+        k = d * c
+        z = (k * _E + math.sqrt(max((k * _E) ** 2 - 4.0 * (1.0 + k * _A) * k * _B, 0.0))) / (2.0 * (1.0 + k * _A))
+        return z * rated_w
+    if d < z_min * eta_min * (1 - 1e-12):
+        return 0.0
+    cb = c * _B + d
+    z = 2.0 * cb / (c * _E + math.sqrt(max((c * _E) ** 2 - 4.0 * c * _A * cb, 0.0)))
+    return -z * rated_w
 
 
 def capability(p_mw, q_mvar, pcs: PcsModel, priority: str = "p"):
