@@ -194,6 +194,10 @@ def schedule_lp(net_load_mw, price_cny_per_kwh, dt_min: float, battery: LinearBa
     t0 = time.perf_counter()
     res = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=np.column_stack([lo, hi]),
                   method="highs-ipm")
+    if res.status != 0:   # HiGHS's interior point can declare a degenerate day infeasible (seen when the day
+        # starts below the reserve floor); the dual simplex solves the same LP
+        res = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=np.column_stack([lo, hi]),
+                      method="highs-ds")
     solve_s = time.perf_counter() - t0
     if res.status != 0:
         raise RuntimeError(f"schedule_lp: HiGHS did not solve the LP: {res.message}")

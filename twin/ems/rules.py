@@ -33,7 +33,7 @@ from numba import njit
 
 from .model import ACTIONS, EmsSettings, LinearBattery, check_dt, check_series, check_soc0
 
-__all__ = ["RULES", "DispatchResult", "dispatch_rules", "event_summary"]
+__all__ = ["RULES", "DispatchResult", "dispatch_rules", "event_summary", "RulesInputs", "rules_inputs", "run_kernel"]
 
 #: rule code -> name, as in ``DispatchResult.rule`` (the rule that set the battery's power at each step)
 RULES = ("idle", "limits", "reserve", "no_export", "cap", "arbitrage", "recharge", "schedule")
@@ -42,12 +42,12 @@ _IDLE, _LIMITS, _RESERVE, _NO_EXPORT, _CAP, _ARBITRAGE, _RECHARGE, _SCHEDULE = r
 
 @njit(cache=True)
 def _kernel(load, action, target, use_target, ch_lim, dis_lim, shed_max, dt_h, e_mwh, eta_c, eta_d, soc_min,
-            soc_max, floor, hold, arb_floor, recharge_soc, cap_inst, cap_mean, cap_report, m, soc0,
+            soc_max, floor, hold, arb_floor, recharge_soc, cap_inst, cap_mean, cap_report, m, soc0, used0, k0,
             p_out, g_out, soc_out, unmet_out, shed_out, curt_out, rule_out):
     n = load.shape[0]
     soc = soc0
-    used = 0.0      # sum of import over the current demand window so far (MW x steps)
-    k = 0           # steps of the current window done
+    used = used0    # sum of import over the current demand window so far (MW x steps)
+    k = k0          # steps of the current window done
     to_mw_d = e_mwh * eta_d / dt_h      # SOC -> deliverable AC MW over one step
     to_mw_c = e_mwh / (eta_c * dt_h)    # SOC -> AC MW of charging over one step
     for t in range(n):
@@ -240,6 +240,68 @@ def _per_step(name, x, n, default):
     return check_series(name, x, n, allow_inf=True, nonneg=True)
 
 
+@dataclass
+class RulesInputs:
+    """The per-step arrays and constants the rules kernel takes, prepared once for a horizon (see
+    :func:`rules_inputs`); :func:`run_kernel` runs any slice of it, so a closed loop can dispatch interval by
+    interval, changing the BMS limits (``ch``, ``dis``) between intervals."""
+
+    action: np.ndarray
+    target: np.ndarray
+    use_target: bool
+    ch: np.ndarray
+    dis: np.ndarray
+    shed: np.ndarray
+    dt_h: float
+    battery: LinearBattery
+    settings: EmsSettings
+    floor: float
+    arb: float
+    rech: float
+    m: int
+
+
+def rules_inputs(n: int, dt_min: float, battery: LinearBattery, settings: EmsSettings, periods=None,
+                 p_target_mw=None, p_charge_limit_mw=None, p_discharge_limit_mw=None,
+                 p_shed_max_mw=None) -> RulesInputs:
+    """Check and prepare the inputs of :func:`dispatch_rules` (same parameters) for ``n`` steps."""
+    dt = check_dt(dt_min)
+    if periods is None:
+        action = np.zeros(n, dtype=np.int8)
+    else:
+        per = np.asarray(periods).astype(str)
+        if per.shape != (n,):
+            raise ValueError(f"periods must have one value per step ({n}), found shape {per.shape}")
+        names, inv = np.unique(per, return_inverse=True)
+        unknown = [p for p in names if p not in settings.period_actions]
+        if unknown:
+            raise ValueError(f"periods: no action in settings.period_actions for {unknown}")
+        action = np.array([ACTIONS[settings.period_actions[p]] for p in names], dtype=np.int8)[inv]
+    use_target = p_target_mw is not None
+    target = check_series("p_target_mw", p_target_mw, n) if use_target else np.zeros(n)
+    ch = np.minimum(_per_step("p_charge_limit_mw", p_charge_limit_mw, n, np.inf), battery.p_charge_max_mw)
+    dis = np.minimum(_per_step("p_discharge_limit_mw", p_discharge_limit_mw, n, np.inf), battery.p_discharge_max_mw)
+    shed = _per_step("p_shed_max_mw", p_shed_max_mw, n, 0.0)
+    floor = settings.reserve_soc(battery)
+    arb = floor if settings.arbitrage_soc_min is None else max(floor, settings.arbitrage_soc_min)
+    rech = battery.soc_max if settings.recharge_soc is None else min(settings.recharge_soc, battery.soc_max)
+    return RulesInputs(action=action, target=target, use_target=use_target, ch=ch, dis=dis, shed=shed,
+                       dt_h=dt / 60.0, battery=battery, settings=settings, floor=floor, arb=arb, rech=rech,
+                       m=settings.window_steps(dt))
+
+
+def run_kernel(a: RulesInputs, sl: slice, load: np.ndarray, soc0: float, used0: float, k0: int, out: dict,
+               rule: np.ndarray) -> None:
+    """Run the rules over the steps ``sl`` of a prepared horizon from ``soc0``, with the demand window holding
+    ``k0`` steps whose import sums to ``used0`` (MW x steps) so far; ``load`` and the arrays of ``out`` (keys
+    ``p, g, soc, unmet, shed, curt``) and ``rule`` have the length of the slice."""
+    b, s = a.battery, a.settings
+    _kernel(load, a.action[sl], a.target[sl], a.use_target, a.ch[sl], a.dis[sl], a.shed[sl], a.dt_h, b.energy_mwh,
+            b.eta_charge, b.eta_discharge, b.soc_min, b.soc_max, a.floor, min(a.floor, soc0), a.arb, a.rech,
+            s.cap_target_mw(), s.demand_target_mw(), s.cap_mw, a.m, soc0, used0, k0, out["p"], out["g"],
+            out["soc"], out["unmet"], out["shed"], out["curt"], rule)
+
+
 def dispatch_rules(net_load_mw, dt_min: float, battery: LinearBattery, settings: EmsSettings, soc0: float,
                    periods=None, p_target_mw=None, p_charge_limit_mw=None, p_discharge_limit_mw=None,
                    p_shed_max_mw=None) -> DispatchResult:
@@ -275,35 +337,14 @@ def dispatch_rules(net_load_mw, dt_min: float, battery: LinearBattery, settings:
     load = check_series("net_load_mw", net_load_mw, None)
     n = load.shape[0]
     s0 = check_soc0(soc0, battery)
-    if periods is None:
-        action = np.zeros(n, dtype=np.int8)
-    else:
-        per = np.asarray(periods).astype(str)
-        if per.shape != (n,):
-            raise ValueError(f"periods must have one value per step ({n}), found shape {per.shape}")
-        names, inv = np.unique(per, return_inverse=True)
-        unknown = [p for p in names if p not in settings.period_actions]
-        if unknown:
-            raise ValueError(f"periods: no action in settings.period_actions for {unknown}")
-        action = np.array([ACTIONS[settings.period_actions[p]] for p in names], dtype=np.int8)[inv]
-    use_target = p_target_mw is not None
-    target = check_series("p_target_mw", p_target_mw, n) if use_target else np.zeros(n)
-    ch = np.minimum(_per_step("p_charge_limit_mw", p_charge_limit_mw, n, np.inf), battery.p_charge_max_mw)
-    dis = np.minimum(_per_step("p_discharge_limit_mw", p_discharge_limit_mw, n, np.inf), battery.p_discharge_max_mw)
-    shed = _per_step("p_shed_max_mw", p_shed_max_mw, n, 0.0)
-    floor = settings.reserve_soc(battery)
-    arb = floor if settings.arbitrage_soc_min is None else max(floor, settings.arbitrage_soc_min)
-    rech = battery.soc_max if settings.recharge_soc is None else min(settings.recharge_soc, battery.soc_max)
-    m = settings.window_steps(dt)
+    a = rules_inputs(n, dt, battery, settings, periods, p_target_mw, p_charge_limit_mw, p_discharge_limit_mw,
+                     p_shed_max_mw)
     out = {k: np.empty(n) for k in ("p", "g", "soc", "unmet", "shed", "curt")}
     rule = np.empty(n, dtype=np.int8)
-    _kernel(load, action, target, use_target, ch, dis, shed, dt / 60.0, battery.energy_mwh, battery.eta_charge,
-            battery.eta_discharge, battery.soc_min, battery.soc_max, floor, min(floor, s0), arb, rech,
-            settings.cap_target_mw(), settings.demand_target_mw(), settings.cap_mw, m, s0, out["p"], out["g"],
-            out["soc"], out["unmet"], out["shed"], out["curt"], rule)
+    run_kernel(a, slice(0, n), load, s0, 0.0, 0, out, rule)
     demand_cap = settings.cap_mw if settings.demand_cap_mw is None else settings.demand_cap_mw
-    summary = event_summary(out["g"], out["unmet"], out["shed"], out["curt"], dt, settings.cap_mw, demand_cap, m)
-    summary["reserve_soc"] = floor
+    summary = event_summary(out["g"], out["unmet"], out["shed"], out["curt"], dt, settings.cap_mw, demand_cap, a.m)
+    summary["reserve_soc"] = a.floor
     return DispatchResult(p_battery_mw=out["p"], p_grid_mw=out["g"], soc=out["soc"], p_unmet_mw=out["unmet"],
                           p_shed_mw=out["shed"], p_curtailed_mw=out["curt"], rule=rule, dt_min=dt,
                           summary=summary)
