@@ -117,12 +117,24 @@ def _header(cell: CellParams, bms: BmsModel) -> str:
     return "\n".join(out) + "\n"
 
 
+_LOOP_MARK = "# --- closed-loop kernel (appended to the generated battery kernel module) ---"
+
+
 def kernel_source(cell: CellParams, bms: BmsModel) -> str:
-    """Source of the kernel module specialised to ``cell`` and ``bms``."""
+    """Source of the kernel module specialised to ``cell`` and ``bms``, with the closed-loop kernel of
+    :mod:`twin.ems._loopkernel` appended (it calls this module's ``run_system``).
+
+    numba's cache does not follow calls into other modules, so the source of the EMS rules and PCS functions the
+    loop calls is hashed into the module's name (a comment line): a change there makes a new module.
+    """
+    pkg = Path(__file__).parent.parent
     body = (Path(__file__).parent / "_syskernel.py").read_text()
     a = body.index(_BEGIN)
     b = body.index(_END)
-    return body[:a] + _header(cell, bms) + body[b:]
+    loop = (pkg / "ems" / "_loopkernel.py").read_text()
+    deps = hashlib.sha256(((pkg / "ems" / "rules.py").read_text() + (pkg / "pcs.py").read_text()).encode())
+    return (body[:a] + _header(cell, bms) + body[b:] + "\n\n" + loop[loop.index(_LOOP_MARK):]
+            + f"\n# dependencies: twin.ems.rules + twin.pcs sha256 {deps.hexdigest()[:16]}\n")
 
 
 def _cache_dir() -> Path:

@@ -205,6 +205,9 @@ _EL_VARS = {
     K.E_QAMB: ("q_amb_w", "W", "heat from the cell to its rack node (or ambient)"),
     K.E_PRC: ("p_rc_w", "W", "rate of change of the cell's RC energy"),
 }
+#: output name -> row of the raw container / rack outputs (:meth:`BatterySystem.run_power_chunk`)
+CONT_INDEX = {name: idx for idx, (name, _, _) in _CONT_VARS.items()}
+RACK_INDEX = {name: idx for idx, (name, _, _) in _RACK_VARS.items()}
 #: name -> (units, long name) of every output of :meth:`BatterySystem.run`
 UNITS = {name: (unit, long) for table in (_CONT_VARS, _RACK_VARS) for name, unit, long in table.values()}
 UNITS.update({"cell_" + name: (unit, long) for name, unit, long in _EL_VARS.values()})
@@ -273,6 +276,7 @@ class BatterySystem:
         self._scal = _scal(spec.cell, spec.bms)
         self._th = _th(spec.thermal, spec.racks / nr)
         self.time_s = 0.0
+        self._chunk_buf: dict = {}
 
     def _get(self, row):
         return self.state[:, :, row, :]
@@ -318,6 +322,28 @@ class BatterySystem:
     def soc(self) -> np.ndarray:
         """Mean SOC per container (capacity-weighted)."""
         return (self.z * self.capq).sum(axis=(1, 2)) / self.capq.sum(axis=(1, 2))
+
+    def run_power_chunk(self, p_dc_w: np.ndarray, dt_s: float, t_amb_k: np.ndarray):
+        """Low level, for closed loops that step the system many times: one kernel call in power mode.
+
+        ``p_dc_w`` and ``t_amb_k`` are C-contiguous ``(n_containers, nt)`` float64 arrays (W, positive discharging;
+        K), not checked. Returns ``(o_cont, o_rack, o_flag)``: the kernel's raw outputs (temperatures in K), indexed
+        by :data:`CONT_INDEX` and :data:`RACK_INDEX`; the buffers are reused by the next call of the same length,
+        so copy what you keep. :meth:`run` is the checked interface.
+        """
+        nc, nr, ne = self.shape
+        nt = p_dc_w.shape[1]
+        buf = self._chunk_buf.get(nt)
+        if buf is None:
+            buf = (np.empty((K.N_CONT, nc, nt)), np.empty((K.N_RACK, nc, nr, nt)), np.empty((K.N_EL, nc, nr, ne, 1)),
+                   np.empty((nc, nt), dtype=np.int32))
+            self._chunk_buf[nt] = buf
+        oc, orack, oel, of = buf
+        self._k.run_system(K.MODE_POWER, p_dc_w, t_amb_k, float(dt_s), float(self.s_mult), float(self.p_mult),
+                           self._scal, self._win, self._th, self.state, self.t_rack, self.t_air, oc, orack, oel, of,
+                           False)
+        self.time_s += dt_s * nt
+        return oc, orack, of
 
     def run(self, request, dt_s: float, t_amb_degc, *, mode: str = "power", record: str = "rack",
             chunk_steps: int = 3600, progress: bool = False, as_dataset: bool = True):
