@@ -21,7 +21,10 @@ def twin(*args, cwd=None):
 @pytest.fixture(scope="module", params=["shanghai_campus", "small_campus"])
 def run_dir(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(request.param) / "results"
-    args = ["run", "--out", str(out)] if request.param == "shanghai_campus" else ["run", request.param, "--out", str(out)]
+    # the year-in-the-loop study over three days (a year of it is the benchmark's and README's job)
+    week = ["--period", "2025-07-01/2025-07-04"]
+    args = (["run", "--out", str(out)] if request.param == "shanghai_campus"
+            else ["run", request.param, "--out", str(out)]) + week
     p = twin(*args)
     assert p.returncode == 0, p.stderr[-3000:]
     return request.param, out
@@ -29,8 +32,8 @@ def run_dir(request, tmp_path_factory):
 
 def test_run_writes_every_file(run_dir):
     _, out = run_dir
-    for f in ("loadflow.nc", "shortcircuit.nc", "contingency.nc", "drivers.nc", "battery.nc", "checks.csv",
-              "summary.json", "report.html"):
+    for f in ("loadflow.nc", "shortcircuit.nc", "contingency.nc", "drivers.nc", "battery.nc", "timeseries.nc",
+              "timeseries_sustained_training.nc", "checks.csv", "summary.json", "report.html"):
         assert (out / f).exists(), f
     assert not list(out.glob(".tmp-*")), "temporary files left behind"
     for nc in out.glob("*.nc"):
@@ -48,7 +51,8 @@ def test_summary_counts_equal_checks_csv(run_dir):
     assert set(checks.status) <= {"PASS", "WARN", "FAIL"}
     assert summary["case"] == name and len(summary["case_sha256"]) == 64
     assert {"python", "pandapower", "numpy", "xarray"} <= set(summary["versions"])
-    assert set(summary["studies"]) == {"loadflow", "shortcircuit", "contingency", "drivers", "battery"}
+    assert set(summary["studies"]) == {"loadflow", "shortcircuit", "contingency", "drivers", "battery", "timeseries",
+                                       "timeseries_sustained_training"}
     for study, fig in summary["studies"].items():
         rows = checks[checks.study == study]
         assert fig["checks"] == len(rows)

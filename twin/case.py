@@ -86,6 +86,8 @@ class CableModel(_Strict):
 class TransformerModel(_Strict):
     description: str = ""
     kind: Literal["dry", "oil"]
+    thermal: ModelRef | None = Field(None, description="thermal parameter set under models/thermal/ (IEC 60076-7 "
+                                     "for oil, IEC 60076-12 for dry type); none: no thermal check over time")
     insulation_class: Literal["F", "H"] | None = None
     cooling: str | None = None
     sn_mva: float = Q("rated power in MVA", gt=0, le=1000)
@@ -580,6 +582,36 @@ class BatteryStudy(_Strict):
         return self
 
 
+class TimeseriesStudy(_Strict):
+    """Options of the year-in-the-loop study (``twin study timeseries``, :mod:`twin.studies.timeseries`); all
+    optional."""
+
+    scenarios: list[ModelRef] = Field(
+        default_factory=lambda: ["seed", "sustained_training"],
+        description="load scenarios ``twin run`` studies (models/scenarios/); ``twin study timeseries --scenario`` "
+                    "picks one")
+    period: str | None = Field(None, description="'YYYY' (the whole year) or 'YYYY-MM-DD/YYYY-MM-DD' (local dates, "
+                                                 "end exclusive, within one year); default: [drivers] year")
+    strategy: Literal["rules", "lp"] = Field("rules", description="'rules' (tariff-period actions) or 'lp' (a "
+                                             "day-ahead linear program followed by the rules)")
+    forecast: Literal["perfect", "persistence"] = Field("persistence", description="load forecast of the LP")
+    granularity: Literal["container", "rack"] = Field("container", description="battery system model granularity")
+    control_interval_min: float = Q("interval at which the EMS reads the battery's SOC and limits, in min",
+                                    gt=0, le=1440, default=15.0)
+    margin_mw: float = Q("EMS margin below the firm cap in MW", ge=0, le=100, default=0.05)
+    reserve_mw: float | None = Q("backup reserve power in MW (default: the battery's AC rating)", ge=0, le=1e4,
+                                 default=None)
+    reserve_min: float = Q("backup reserve duration in min (0: none)", ge=0, le=1440, default=15.0)
+    shed_max_fraction_of_it: float = Q("IT power the EMS may cap (GPU power capping) to hold the firm cap, as a "
+                                       "fraction of the IT load (0: no shedding policy)", ge=0, le=1, default=0.0)
+    transformer_room_rise_k: float = Q("rise of the dry-type transformers' room air above outdoor air in K",
+                                       ge=0, le=40, default=5.0)
+    loss_tolerance_mw: float = Q("convergence of the loss iteration: largest change of grid import in MW",
+                                 gt=0, le=1, default=1e-3)
+    soc_tolerance: float = Q("convergence of the loss iteration: largest change of SOC", gt=0, le=0.1, default=1e-4)
+    max_iterations: int = Field(6, ge=1, le=50, description="most network solves of the loss iteration")
+
+
 class CaseSpec(_Strict):
     case: CaseMeta
     site: Site
@@ -595,6 +627,7 @@ class CaseSpec(_Strict):
     contingency: Contingency
     drivers: Drivers = Drivers()
     battery_study: BatteryStudy = BatteryStudy()
+    timeseries: TimeseriesStudy = TimeseriesStudy()
 
 
 # --------------------------------------------------------------------------------------------------------------

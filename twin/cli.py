@@ -18,6 +18,9 @@ EPILOG = """examples:
   twin run                              every study on the embedded seed case -> results/shanghai_campus/
   twin run my_campus.toml --out out/    every study on your own case
   twin study loadflow --out out/lf      one study
+  twin study timeseries --scenario sustained_training --period 2025 --resolution 1min --out out/ts
+                                        a year of the campus in the loop, one load scenario
+  twin study timeseries --period 2025-07-01/2025-07-08   one week (local dates, end exclusive)
   twin check my_campus.toml             load and check a case, print what it holds
   twin sld --out sld.png                draw the single-line diagram
 """
@@ -65,6 +68,12 @@ def _driver_options(p: argparse.ArgumentParser) -> None:
                    help="load scenario under models/scenarios/ (default: the case's [drivers] scenario)")
     p.add_argument("--weather", metavar="FILE", default=None,
                    help="weather file: EPW, TMY3, PVGIS TMY or CSV (default: the built-in synthetic typical year)")
+    p.add_argument("--period", metavar="PERIOD", default=None,
+                   help="year 'YYYY' or local dates 'YYYY-MM-DD/YYYY-MM-DD' (end exclusive) of the time series "
+                        "(default: the case's [drivers] year)")
+    p.add_argument("--resolution", metavar="STEP", default=None,
+                   help="time step of the drivers and the time series, e.g. '1min', '15min', '1s' "
+                        "(default: the case's [drivers] resolution_s)")
 
 
 def _cmd_check(case_arg) -> int:
@@ -133,7 +142,10 @@ def main(argv=None) -> int:
         if args.weather is not None and not Path(args.weather).exists():
             raise CaseError(f"--weather: no such file '{args.weather}'")
         weather = str(Path(args.weather).resolve()) if args.weather is not None else None
-        case = with_drivers(case, scenario=args.scenario, weather_file=weather)
+        case = with_drivers(case, weather_file=weather)
+        from .studies.timeseries import with_options
+
+        case = with_options(case, scenario=args.scenario, period=args.period, resolution=args.resolution)
         names = None
         if args.command == "study":
             if args.name not in studies.names():

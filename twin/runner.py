@@ -133,8 +133,9 @@ def run_case(case: Case | str | Path | None = None, study_names: Iterable[str] |
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = fn(case, copy.deepcopy(net))
-        atomic_write_netcdf(out / f"{name}.nc", res.dataset)
-        results.append(res)
+        for r in [res, *res.extra]:  # a study may return several results (e.g. one per load scenario)
+            atomic_write_netcdf(out / f"{r.name}.nc", r.dataset)
+            results.append(r)
 
     checks = pd.concat([r.checks for r in results], ignore_index=True) if results else pd.DataFrame(columns=COLUMNS)
     checks = checks[COLUMNS]

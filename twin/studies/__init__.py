@@ -20,11 +20,12 @@ class StudyResult:
     dataset: xr.Dataset
     checks: pd.DataFrame
     summary: dict = field(default_factory=dict)
+    extra: list = field(default_factory=list)  # further results of the same study (e.g. other load scenarios)
 
 
 # study name -> module under twin.studies, in the order ``twin run`` runs them (imported when used)
 STUDIES = {"loadflow": "loadflow", "shortcircuit": "shortcircuit", "contingency": "contingency",
-           "drivers": "drivers", "battery": "battery"}
+           "drivers": "drivers", "battery": "battery", "timeseries": "timeseries"}
 
 
 def names() -> list[str]:

@@ -171,6 +171,8 @@ def run(case: Case, net=None) -> StudyResult:
                               attrs("W m-2", "plane-of-array irradiance"))
         data["t_cell"] = (("time", "pv_system"), pv_ds.t_cell.values, attrs("degC", "PV cell temperature"))
     if cool is not None:
+        data["cooling_plant_p_mw"] = (("time", "cooling_plant"), cool.p_mw.values,
+                                      attrs("MW", "electrical power of each cooling plant"))
         data["cooling_cop"] = (("time", "cooling_plant"), cool.cop.values, attrs("1", "chiller COP"))
         data["free_cooling_fraction"] = (("time", "cooling_plant"), cool.free_cooling_fraction.values,
                                          attrs("1", "share of the heat load taken by free cooling"))
