@@ -602,6 +602,8 @@ class TimeseriesStudy(_Strict):
     reserve_mw: float | None = Q("backup reserve power in MW (default: the battery's AC rating)", ge=0, le=1e4,
                                  default=None)
     reserve_min: float = Q("backup reserve duration in min (0: none)", ge=0, le=1440, default=15.0)
+    arbitrage_soc_min: float | None = Q("lowest SOC time-of-use arbitrage discharges to, keeping the rest for the "
+                                        "cap (default: the backup reserve floor)", ge=0, le=1, default=None)
     shed_max_fraction_of_it: float = Q("IT power the EMS may cap (GPU power capping) to hold the firm cap, as a "
                                        "fraction of the IT load (0: no shedding policy)", ge=0, le=1, default=0.0)
     transformer_room_rise_k: float = Q("rise of the dry-type transformers' room air above outdoor air in K",

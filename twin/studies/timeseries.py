@@ -9,9 +9,13 @@ Composes (pvlib's ModelChain spirit: every step is a public function of its own 
    interval), with the case's shedding policy (GPU power capping) if it has one;
 3. the network of every step in one batch (:class:`twin.netbatch.BatchModel`, power-grid-model, agreeing with
    ``pandapower.runpp`` to 1e-6 pu; per-element injections from :mod:`twin.injections`);
-4. the loss iteration: the network losses and battery-side voltages of one pass are fed to the next pass's
-   dispatch, until grid import and SOC change less than ``loss_tolerance_mw`` and ``soc_tolerance`` between
-   passes (each later pass solves again only the steps whose injections changed);
+4. the loss iteration: a loss model fitted on a sample of load flows gives the dispatch its first losses; then the
+   network losses (and the voltages, for a Q(V) PCS) of one pass are fed to the next pass's dispatch, until the
+   network's import differs from the one the dispatch assumed by less than ``loss_tolerance_mw`` (a fixed point),
+   or grid import and SOC change less than ``loss_tolerance_mw`` and ``soc_tolerance`` between passes; each later
+   pass solves again only the steps whose injections changed. From the second pass on the EMS sees the larger of
+   the last two passes' losses, so that a step whose dispatch flips across a discrete threshold (the PCS minimum
+   power, its standby) settles on the conservative state;
 5. transformer temperatures (:mod:`twin.thermal`: IEC 60076-7 oil-immersed driven by outdoor air, IEC 60076-12
    dry-type driven by their room air, ``transformer_room_rise_k`` above outdoor) and their loss of life; cable
    loading against ampacity; battery cell temperatures from the battery model;
@@ -133,7 +137,12 @@ def with_options(case: Case, *, scenario: str | None = None, period: str | None 
     if ts:
         spec = case.spec.model_copy(update={"timeseries": case.spec.timeseries.model_copy(update=ts)})
         case = dataclasses.replace(case, spec=spec, models=dict(case.models), model_paths=dict(case.model_paths))
-    period_bounds(case)
+    try:
+        period_bounds(case)
+    except CaseError as e:
+        if period is None:
+            raise
+        raise CaseError(f"--period '{period}': {str(e).split(': ', 2)[-1]}") from None
     return case
 
 
@@ -178,7 +187,8 @@ def ems_settings(case: Case) -> EmsSettings:
     ts = case.spec.timeseries
     tar = tariff_mod.load_tariff(case)
     return EmsSettings(cap_mw=case.spec.supply.firm_import_cap_mw, margin_mw=ts.margin_mw,
-                       window_min=tar.demand.window_min, reserve_mw=ts.reserve_mw, reserve_min=ts.reserve_min)
+                       window_min=tar.demand.window_min, reserve_mw=ts.reserve_mw, reserve_min=ts.reserve_min,
+                       arbitrage_soc_min=ts.arbitrage_soc_min)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -231,6 +241,41 @@ def _pcs_q(case: Case, emap, p_c: np.ndarray, net_res: dict | None, q_prev: np.n
     return capability(p_c, q, pcs, priority="p")[1]
 
 
+class _LossModel:
+    """Network losses (MW) as a quadratic in the campus net load ``S`` and the battery power ``P``:
+    ``c0 + c1 S + c2 S^2 + c3 P + c4 P^2 + c5 S P``, fitted by least squares on a sample of load flows."""
+
+    def __init__(self, coef, rmse_kw, samples):
+        self.coef, self.rmse_kw, self.samples = coef, rmse_kw, samples
+
+    @staticmethod
+    def features(s, p):
+        return np.column_stack([np.ones_like(s), s, s * s, p, p * p, s * p])
+
+    def __call__(self, s, p):
+        return self.features(s, p) @ self.coef
+
+
+def _loss_model(bm, emap, base, it_p, it_q, cool, pv, p_battery_max_mw, seed, samples=3000) -> _LossModel:
+    """Fit :class:`_LossModel` on ``samples`` steps spread over the horizon, each with a random battery power
+    (seeded) shared evenly by the containers and the containers' auxiliaries idle."""
+    n = base.shape[0]
+    idx = np.unique(np.linspace(0, n - 1, min(n, samples)).astype(int))
+    rng = np.random.default_rng(seed)
+    pb = rng.uniform(-1.0, 1.0, idx.size) * p_battery_max_mw
+    nc = len(emap.containers)
+    p_c = np.repeat((pb / nc)[:, None], nc, axis=1)
+    inj = emap.arrays(it_p[idx], it_q[idx], cool[idx], pv[idx], None, None, p_c, np.zeros_like(p_c),
+                      np.zeros_like(p_c))
+    res = bm.run(**inj, threading=0)
+    loss = res.losses_mw.values
+    ok = np.isfinite(loss)
+    x = _LossModel.features(base[idx][ok], pb[ok])
+    coef, *_ = np.linalg.lstsq(x, loss[ok], rcond=None)
+    rmse = float(np.sqrt(np.mean((x @ coef - loss[ok]) ** 2)) * 1e3)
+    return _LossModel(coef, rmse, int(idx.size))
+
+
 def simulate(case: Case, net, drv: xr.Dataset, *, progress: bool = True) -> dict:
     """Run the coupled horizon of a drivers Dataset (cut to the period): EMS + battery + network to convergence.
 
@@ -262,26 +307,46 @@ def simulate(case: Case, net, drv: xr.Dataset, *, progress: bool = True) -> dict
         if ts.strategy == "lp":
             fc_base = base if ts.forecast == "perfect" else persistence_forecast(base, dt_min)
     control = int(round(ts.control_interval_min / dt_min))
-    losses = last_losses = np.zeros(n)
-    prev_net = prev_inj = None
-    prev_imp = prev_soc = None
-    q_c = None
+
+    def run_loop(losses, with_progress=False):
+        th = spec.thermal
+        t_init = float(np.clip(t_out[0], th.t_set_heat_degc, th.t_set_cool_degc)) if th else float(t_out[0])
+        system = BatterySystem(spec, granularity=ts.granularity, soc0=soc0, t0_degc=t_init,
+                               spread=Spread(seed=s.case.seed))
+        aux_idle = None if th else np.full(spec.n_containers, cont.aux_kw / 1e3)
+        fc = (fc_base + losses) if ts.strategy == "lp" else None
+        return closed_loop(base + losses, t_out, dt_min, lin, settings, system, pcs, aux_idle_mw=aux_idle,
+                           periods=periods, price_cny_per_kwh=prices, forecast_mw=fc, strategy=ts.strategy,
+                           p_shed_max_mw=shed_max, control_steps=control, progress=with_progress)
+
     history = []
+    losses = np.zeros(n)
     loop = None
+    if has_bat:
+        # a first guess of the losses from a loss model fitted on a sample of load flows, iterated with the loop
+        # alone (cheap), so that the network passes start close to the answer
+        t0 = _time.perf_counter()
+        model = _loss_model(bm, emap, base, it_p, it_q, cool, pv, spec.n_containers * pcs.p_rated_mw, s.case.seed)
+        losses = model(base, np.zeros(n))
+        g_prev = None
+        for _ in range(3):
+            loop = run_loop(losses)
+            losses = model(base, loop["p_battery_mw"])
+            change = float(np.max(np.abs(loop["p_grid_mw"] - g_prev))) if g_prev is not None else float("inf")
+            g_prev = loop["p_grid_mw"]
+            if change < ts.loss_tolerance_mw:
+                break
+        history.append({"iteration": "loss model", "steps_solved": model.samples, "rmse_kw": model.rmse_kw,
+                        "max_change_import_mw": change, "loop_s": _time.perf_counter() - t0})
+    last_losses = losses
+    prev_net = prev_inj = prev_imp = None
+    prev_soc = loop["soc"] if has_bat else None
+    q_c = None
     converged = False
     for it in range(ts.max_iterations):
         t0 = _time.perf_counter()
         if has_bat:
-            th = spec.thermal
-            t_init = float(np.clip(t_out[0], th.t_set_heat_degc, th.t_set_cool_degc)) if th else float(t_out[0])
-            system = BatterySystem(spec, granularity=ts.granularity, soc0=soc0, t0_degc=t_init,
-                                   spread=Spread(seed=s.case.seed))
-            aux_idle = None if th else np.full(spec.n_containers, cont.aux_kw / 1e3)
-            fc = (fc_base + losses) if ts.strategy == "lp" else None
-            loop = closed_loop(base + losses, t_out, dt_min, lin, settings, system, pcs, aux_idle_mw=aux_idle,
-                               periods=periods, price_cny_per_kwh=prices, forecast_mw=fc, strategy=ts.strategy,
-                               p_shed_max_mw=shed_max, control_steps=control,
-                               progress=progress and it == 0)
+            loop = run_loop(losses, progress and it == 0)
             p_c = loop["p_container_mw"].T
             q_c = _pcs_q(case, emap, p_c, prev_net, q_c)
             inj = emap.arrays(it_p, it_q, cool, pv, loop["p_shed_mw"], loop["p_curtailed_mw"], p_c, q_c,
@@ -296,24 +361,28 @@ def simulate(case: Case, net, drv: xr.Dataset, *, progress: bool = True) -> dict
         t2 = _time.perf_counter()
         imp = net_res["p_import_mw"]
         soc = loop.get("soc", np.zeros(n))
-        d_imp = float(np.nanmax(np.abs(imp - prev_imp))) if prev_imp is not None else float("inf")
-        d_soc = float(np.max(np.abs(soc - prev_soc))) if prev_soc is not None else float("inf")
+        # the change of the grid import: on the first network pass against the import the dispatch assumed (its
+        # losses from the loss model), then against the previous pass; and the change of the SOC trajectory
+        assumed = loop["p_grid_mw"] if has_bat else base + losses
+        mismatch = float(np.nanmax(np.abs(imp - assumed)))
+        d_imp = mismatch if prev_imp is None else float(np.nanmax(np.abs(imp - prev_imp)))
+        d_soc = float(np.max(np.abs(soc - prev_soc))) if prev_soc is not None else 0.0
+        prev_imp = imp
         history.append({"iteration": it, "steps_solved": solved, "max_change_import_mw": d_imp,
-                        "max_change_soc": d_soc, "loop_s": t1 - t0, "network_s": t2 - t1})
+                        "max_change_soc": d_soc, "import_vs_dispatch_max_mw": mismatch, "loop_s": t1 - t0,
+                        "network_s": t2 - t1})
         prev_net, prev_soc = net_res, soc
         prev_inj = inj if prev_inj is None else {k: np.where(_changed_rows(inj, prev_inj)[:, None], v, prev_inj[k])
                                                  for k, v in inj.items()}
-        prev_imp = imp
         new_losses = np.nan_to_num(net_res["losses_mw"], nan=0.0)
-        # from the third pass on, the EMS sees the larger of the last two passes' losses: a step whose dispatch
+        # from the second network pass on, the EMS sees the larger of the last two passes' losses: a step whose dispatch
         # flips between two states across a discrete threshold (PCS minimum power, standby) then settles on the
         # conservative one instead of flipping for ever
-        losses = new_losses if it < 2 else np.maximum(new_losses, last_losses)
+        losses = new_losses if it < 1 else np.maximum(new_losses, last_losses)
         last_losses = new_losses
-        if d_imp < ts.loss_tolerance_mw and d_soc < ts.soc_tolerance:
-            converged = True
-            break
-        if not has_bat and it >= 1:
+        # converged: the network's import is the one the dispatch assumed (a fixed point: the losses the EMS saw
+        # are the network's), or nothing moves between passes any more
+        if mismatch < ts.loss_tolerance_mw or (d_imp < ts.loss_tolerance_mw and d_soc < ts.soc_tolerance):
             converged = True
             break
     return {"loop": loop, "net": net_res, "inj": inj, "emap": emap, "iterations": history, "converged": converged,
