@@ -616,11 +616,17 @@ def run_scenario(case: Case, net=None, scenario: str | None = None, *, progress:
         v_bad |= (v < lo) | (v > hi)
         worst = float(np.nanmin(v)) if (np.nanmin(v) - lo) < (hi - np.nanmax(v)) else float(np.nanmax(v))
         chk.band(sc, str(b), "vm_pu_worst", worst, lo, hi, "pu", crit)
+    minutes = {}   # duration of each kind of violation over the period (min)
     for kind, key in (("line", "line_loading_percent"), ("trafo", "trafo_loading_percent")):
         lim, crit = loading_limit(case_s, kind)
+        minutes[f"{kind}_overload_minutes"] = float((nr[key] > lim).any(axis=1).sum() * dt_s / 60.0)
         for j, b in enumerate(nr["_coords"][kind]):
             chk.upper(sc, str(b), "loading_max_percent", float(np.nanmax(nr[key][:, j])), lim, "%", crit)
     hot_max = float("nan")
+    if th is not None:
+        lim_hs = (th.hot_spot_max_degc + th.hot_spot_margin_k).values
+        minutes["hot_spot_violation_minutes"] = float((th.hot_spot_degc.values > lim_hs[:, None]).any(axis=0).sum()
+                                                      * dt_s / 60.0)
     if th is not None:
         for j, t in enumerate(th.transformer.values):
             kind = str(th.transformer_kind.values[j])
@@ -651,7 +657,13 @@ def run_scenario(case: Case, net=None, scenario: str | None = None, *, progress:
                        "battery_aux_mwh": float(loop["p_aux_mw"].sum() * dt_h),
                        "battery_round_trip_ac": dis / chg if chg > 0 else float("nan"),
                        "soc_min": float(loop["soc"].min()), "soc_max": float(loop["soc"].max()),
-                       "t_cell_max_degc": float(loop["t_cell_max_degc"].max())}
+                       "t_cell_max_degc": float(loop["t_cell_max_degc"].max()),
+                       **_fade(index, loop, days)}
+        socc = loop["soc_container"]
+        minutes["soc_violation_minutes"] = float(((socc < cont.soc_min - 1e-3) | (socc > cont.soc_max + 1e-3))
+                                                 .any(axis=0).sum() * dt_s / 60.0)
+        minutes["cell_temperature_violation_minutes"] = float(
+            (loop["t_cell_max_degc"] > spec.bms.t_discharge_max_degc).any(axis=0).sum() * dt_s / 60.0)
     claims = _claims(case_s, ds, sim, dt_h, cap, econ, chk, sc)
     checks = chk.frame()
     longest = float((ends - starts).max() * dt_s / 60.0) if starts.size else 0.0
@@ -669,6 +681,7 @@ def run_scenario(case: Case, net=None, scenario: str | None = None, *, progress:
         "shed_energy_mwh": float(loop["p_shed_mw"].sum() * dt_h),
         "curtailed_energy_mwh": float(loop["p_curtailed_mw"].sum() * dt_h),
         "voltage_violation_minutes": float(v_bad.sum() * dt_s / 60.0),
+        **minutes,
         "power_factor_min": float(np.nanmin(np.where(p_imp > 0.05 * cap, pf, np.nan))) if (p_imp > 0.05 * cap).any()
         else float("nan"),
         "energy_balance_error_rel": bal["error_rel"],
@@ -698,6 +711,29 @@ def run_scenario(case: Case, net=None, scenario: str | None = None, *, progress:
     bar.close()
     ds = finalize(ds, NAME, case_s)
     return StudyResult(name, ds, checks, summary)
+
+
+def _fade(index: pd.DatetimeIndex, loop: dict, days: float) -> dict:
+    """Capacity and resistance after 1 and 10 years, repeating the period's battery history (mean SOC of the
+    containers, their hottest cell) with the BLAST-Lite LFP model (:func:`twin.battery.ageing.project`); only for
+    a period of at least 300 days (a shorter one is not a representative year)."""
+    if days < 300:
+        return {"battery_capacity_after_1y_percent": float("nan"), "battery_capacity_after_10y_percent": float("nan")}
+    import warnings
+
+    from ..battery.ageing import project
+
+    step = max(1, int(round(900.0 / ((index[1] - index[0]).total_seconds()))))   # 15-min means are plenty
+    k = (len(index) // step) * step
+    soc = loop["soc"][:k].reshape(-1, step).mean(axis=1)
+    temp = loop["t_cell_max_degc"].max(axis=0)[:k].reshape(-1, step).mean(axis=1)
+    t_s = np.arange(soc.size) * step * (index[1] - index[0]).total_seconds()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pr = project({"time": t_s, "soc": soc, "t_cell_degc": temp}, years=(1, 10))
+    return {"battery_capacity_after_1y_percent": 100.0 * pr[1]["q"],
+            "battery_capacity_after_10y_percent": 100.0 * pr[10]["q"],
+            "battery_resistance_after_10y_percent": 100.0 * pr[10]["r"]}
 
 
 def _economics(case: Case, tar, index: pd.DatetimeIndex, ds: xr.Dataset, sim: dict) -> dict:
