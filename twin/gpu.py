@@ -521,7 +521,7 @@ def it_load(case: Case, index: pd.DatetimeIndex, scenario: str | None = None, se
     idx_local = index.tz_convert(tz)
     first = idx_local[0].year
     origin = pd.Timestamp(year=first, month=1, day=1, tz=tz).tz_convert("UTC")
-    edges_ts = pd.DatetimeIndex(list(index) + [index[-1] + index.freq])
+    edges_ts = index.append(pd.DatetimeIndex([index[-1] + index.freq]))
     edges = _seconds(edges_ts, origin)
     last = (edges_ts[-1] - pd.Timedelta(1, "ns")).tz_convert(tz).year
     halls = case.spec.halls
