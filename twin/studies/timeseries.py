@@ -47,7 +47,7 @@ from ..economics import savings
 from ..ems.loop import closed_loop
 from ..ems.lp import persistence_forecast
 from ..ems.model import EmsSettings, LinearBattery
-from ..ems.rules import RULES
+from ..ems.rules import RULES, dispatch_rules
 from ..injections import element_map
 from ..limits import Checker, counts
 from ..netbatch import BatchModel
@@ -329,13 +329,16 @@ def simulate(case: Case, net, drv: xr.Dataset, *, progress: bool = True) -> dict
         model = _loss_model(bm, emap, base, it_p, it_q, cool, pv, spec.n_containers * pcs.p_rated_mw, s.case.seed)
         losses = model(base, np.zeros(n))
         g_prev = None
-        for _ in range(3):
-            loop = run_loop(losses)
-            losses = model(base, loop["p_battery_mw"])
-            change = float(np.max(np.abs(loop["p_grid_mw"] - g_prev))) if g_prev is not None else float("inf")
-            g_prev = loop["p_grid_mw"]
+        aux0 = spec.n_containers * (spec.thermal.p_fixed_kw / 1e3 if spec.thermal else cont.aux_kw / 1e3)
+        for _ in range(5):   # the linear EMS alone (milliseconds): close enough for a first guess of the losses
+            guess = dispatch_rules(base + losses + aux0, dt_min, lin, settings, soc0, periods=periods,
+                                   p_shed_max_mw=shed_max)
+            losses = model(base, guess.p_battery_mw)
+            change = float(np.max(np.abs(guess.p_grid_mw - g_prev))) if g_prev is not None else float("inf")
+            g_prev = guess.p_grid_mw
             if change < ts.loss_tolerance_mw:
                 break
+        loop = {"soc": guess.soc}
         history.append({"iteration": "loss model", "steps_solved": model.samples, "rmse_kw": model.rmse_kw,
                         "max_change_import_mw": change, "loop_s": _time.perf_counter() - t0})
     last_losses = losses
@@ -421,7 +424,7 @@ def transformer_thermal(case: Case, net, loading_percent: np.ndarray, time: pd.D
         out.append(ds)
     if not out:
         return None
-    return xr.concat(out, dim="transformer", data_vars="all", coords="different", compat="equals",
+    return xr.concat(out, dim="transformer", data_vars="all", coords="minimal", compat="override",
                      join="outer")
 
 
