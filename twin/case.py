@@ -608,8 +608,10 @@ class TimeseriesStudy(_Strict):
                                        "fraction of the IT load (0: no shedding policy)", ge=0, le=1, default=0.0)
     transformer_room_rise_k: float = Q("rise of the dry-type transformers' room air above outdoor air in K",
                                        ge=0, le=40, default=5.0)
-    loss_tolerance_mw: float = Q("convergence of the loss iteration: largest change of grid import in MW",
-                                 gt=0, le=1, default=1e-3)
+    loss_tolerance_mw: float = Q("convergence of the loss iteration: largest difference in MW between the grid "
+                                 "import the dispatch assumed and the network's, or between passes (default 10 kW, a "
+                                 "fifth of the default EMS margin, so that the losses the EMS does not know cannot "
+                                 "take the import over the cap)", gt=0, le=1, default=0.01)
     soc_tolerance: float = Q("convergence of the loss iteration: largest change of SOC", gt=0, le=0.1, default=1e-4)
     max_iterations: int = Field(6, ge=1, le=50, description="most network solves of the loss iteration")
 
