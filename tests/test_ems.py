@@ -369,3 +369,19 @@ def test_bad_inputs(call, match):
     with pytest.raises(ValueError, match=match) as e:
         call()
     assert "\n" not in str(e.value)
+
+
+def test_charge_ceiling_keeps_charging_under_the_month_peak():
+    """A campus far below its cap: charging 'to the cap' in the valley would set a new billed peak; under a
+    ceiling (e.g. the month's peak of the load alone) the import never exceeds it, and the battery still charges."""
+    bat = LinearBattery(energy_mwh=8.0, p_charge_max_mw=4.0, p_discharge_max_mw=4.0, eta_charge=0.95,
+                        eta_discharge=0.95, soc_min=0.05, soc_max=0.95)
+    s = EmsSettings(cap_mw=6.0, margin_mw=0.05, reserve_min=0.0)
+    load = np.full(8 * 60, 2.0)
+    periods = np.full(load.size, "valley")
+    free = dispatch_rules(load, 1.0, bat, s, soc0=0.2, periods=periods)
+    capped = dispatch_rules(load, 1.0, bat, s, soc0=0.2, periods=periods, charge_ceiling_mw=2.5)
+    assert free.p_grid_mw.max() == pytest.approx(5.95, abs=1e-9)          # up to cap - margin
+    assert capped.p_grid_mw.max() <= 2.5 + 1e-12
+    assert capped.p_battery_mw.min() == pytest.approx(-0.5, abs=1e-9)     # it charges with what is left
+    assert capped.soc[-1] == pytest.approx(0.2 + 0.5 * 8.0 * 0.95 / 8.0, abs=1e-9)  # 0.5 MW x 8 h x eta_charge

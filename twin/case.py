@@ -604,6 +604,10 @@ class TimeseriesStudy(_Strict):
     reserve_min: float = Q("backup reserve duration in min (0: none)", ge=0, le=1440, default=15.0)
     arbitrage_soc_min: float | None = Q("lowest SOC time-of-use arbitrage discharges to, keeping the rest for the "
                                         "cap (default: the backup reserve floor)", ge=0, le=1, default=None)
+    charge_limit: Literal["month_peak", "cap"] = Field(
+        "month_peak", description="import up to which the battery charges: 'month_peak' (the month's peak 15-min "
+                                  "demand of the load alone, so that charging never raises the demand charge) or "
+                                  "'cap' (the firm cap)")
     shed_max_fraction_of_it: float = Q("IT power the EMS may cap (GPU power capping) to hold the firm cap, as a "
                                        "fraction of the IT load (0: no shedding policy)", ge=0, le=1, default=0.0)
     transformer_room_rise_k: float = Q("rise of the dry-type transformers' room air above outdoor air in K",

@@ -67,7 +67,7 @@ def _share_step(p, avail, order, n_ok, p_min, out):
 
 
 @njit(cache=True)
-def closed_loop_kernel(k_start, k_end, control, load, ta_k, dt_s, action, target, use_target, ch, dis, shed_max,
+def closed_loop_kernel(k_start, k_end, control, load, ta_k, dt_s, action, target, use_target, ch, dis, shed_max, ceil,
                        e_mwh, eta_c, eta_d, soc_min, soc_max, floor, arb, rech, cap_inst, cap_mean, cap_report,
                        m_win, rated_w, pcs_c, p_min_w, standby_w, thermal, aux_fixed_w, s_mult, p_mult, scal, win, th,
                        st, t_rack, t_air, avail_dis, avail_ch, aux_now, win_state, o_set, o_pb, o_aux, o_shed, o_curt,
@@ -129,7 +129,7 @@ def closed_loop_kernel(k_start, k_end, control, load, ta_k, dt_s, action, target
             ld[j] = load[k0 + j] + aux_t / 1e6
         # 2. the rules over the interval
         _rules_kernel(ld[:m], action[k0:k1], target[k0:k1], use_target, ch[k0:k1], dis[k0:k1], shed_max[k0:k1],
-                      dt_h, e_mwh, eta_c, eta_d, soc_min, soc_max, floor, min(floor, soc), arb, rech, cap_inst,
+                      ceil[k0:k1], dt_h, e_mwh, eta_c, eta_d, soc_min, soc_max, floor, min(floor, soc), arb, rech, cap_inst,
                       cap_mean, cap_report, m_win, soc, used, kw, p_out[:m], g_out[:m], s_out[:m], u_out[:m],
                       sh_out[:m], cu_out[:m], r_out[:m])
         # 3. share among the containers, PCS, battery system

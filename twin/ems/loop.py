@@ -86,7 +86,8 @@ def share_among_containers(p_mw: np.ndarray, avail_dis_mw: np.ndarray, avail_ch_
 
 def closed_loop(net_load_mw, t_out_degc, dt_min: float, battery: LinearBattery, settings: EmsSettings, system,
                 pcs, *, aux_idle_mw: np.ndarray | None = None, periods=None, price_cny_per_kwh=None,
-                forecast_mw=None, strategy: str = "rules", p_shed_max_mw=None, control_steps: int = 15,
+                forecast_mw=None, strategy: str = "rules", p_shed_max_mw=None, charge_ceiling_mw=None,
+                control_steps: int = 15,
                 progress: bool = False) -> dict:
     """Run the EMS, the PCS and the battery system model in closed loop over a horizon (module docstring).
 
@@ -114,6 +115,8 @@ def closed_loop(net_load_mw, t_out_degc, dt_min: float, battery: LinearBattery, 
     strategy : {"rules", "lp"}
     p_shed_max_mw : float or array (n,), optional
         Load the EMS may shed after the battery to hold the cap (MW).
+    charge_ceiling_mw : float or array (n,), optional
+        Import up to which the battery may charge (MW; :func:`twin.ems.rules.dispatch_rules`).
     control_steps : int
         Steps per control interval.
     progress : bool
@@ -139,7 +142,7 @@ def closed_loop(net_load_mw, t_out_degc, dt_min: float, battery: LinearBattery, 
     nc = system.shape[0]
     use_target = strategy == "lp"
     a = rules_inputs(n, dt_min, battery, settings, None if use_target else periods,
-                     np.zeros(n) if use_target else None, None, None, p_shed_max_mw)
+                     np.zeros(n) if use_target else None, None, None, p_shed_max_mw, charge_ceiling_mw)
     if use_target:
         price = check_series("price_cny_per_kwh", price_cny_per_kwh, n)
         fc = load if forecast_mw is None else check_series("forecast_mw", forecast_mw, n)
@@ -186,7 +189,7 @@ def closed_loop(net_load_mw, t_out_degc, dt_min: float, battery: LinearBattery, 
                 a.target[k0:k1] = plan.p_battery_mw
                 o["lp_solve_s"] += plan.solve_s
             k.closed_loop_kernel(k0, k1, control_steps, load, ta_k, dt_s, a.action, a.target, use_target, a.ch, a.dis,
-                                 a.shed, b.energy_mwh, b.eta_charge, b.eta_discharge, b.soc_min, b.soc_max, a.floor,
+                                 a.shed, a.ceil, b.energy_mwh, b.eta_charge, b.eta_discharge, b.soc_min, b.soc_max, a.floor,
                                  a.arb, a.rech, st.cap_target_mw(), st.demand_target_mw(), st.cap_mw, a.m, rated_w,
                                  pcs.eta_nom / pcs.eta_ref, p_min * 1e6, pcs.standby_kw * 1e3, thermal, aux_fixed * 1e6,
                                  float(system.s_mult), float(system.p_mult), system._scal, system._win, system._th,

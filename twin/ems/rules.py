@@ -15,7 +15,9 @@ lower rule can only act inside the range the higher ones leave:
    rest of the window sits at the cap);
 5. the wish: a schedule to follow (``p_target_mw``, e.g. the LP's) or else the tariff period's action:
    arbitrage discharge down to ``arbitrage_soc_min`` (no export keeps it to the load, which is PV
-   self-consumption), charge or recharge within the headroom under the cap, or idle.
+   self-consumption), charge or recharge within the headroom under the cap (and under ``charge_ceiling_mw``, if
+   given: e.g. the month's peak demand of the load alone, so that charging does not raise the demand charge), or
+   idle.
 
 If the cap still cannot be held, a shedding hook (``p_shed_max_mw``: e.g. GPU power capping available per step)
 takes the import back to the cap target after the battery; what remains above the cap is ``p_unmet_mw``.
@@ -41,7 +43,7 @@ _IDLE, _LIMITS, _RESERVE, _NO_EXPORT, _CAP, _ARBITRAGE, _RECHARGE, _SCHEDULE = r
 
 
 @njit(cache=True)
-def _kernel(load, action, target, use_target, ch_lim, dis_lim, shed_max, dt_h, e_mwh, eta_c, eta_d, soc_min,
+def _kernel(load, action, target, use_target, ch_lim, dis_lim, shed_max, ceil, dt_h, e_mwh, eta_c, eta_d, soc_min,
             soc_max, floor, hold, arb_floor, recharge_soc, cap_inst, cap_mean, cap_report, m, soc0, used0, k0,
             p_out, g_out, soc_out, unmet_out, shed_out, curt_out, rule_out):
     n = load.shape[0]
@@ -80,7 +82,7 @@ def _kernel(load, action, target, use_target, ch_lim, dis_lim, shed_max, dt_h, e
         if need > lo:
             lo = need if need < hi else hi
             lo_code = _CAP
-        headroom = allow - load_t
+        headroom = (allow if allow < ceil[t] else ceil[t]) - load_t   # charging: under the cap and the ceiling
         if headroom < 0.0:
             headroom = 0.0
         # 5. the wish
@@ -252,6 +254,7 @@ class RulesInputs:
     ch: np.ndarray
     dis: np.ndarray
     shed: np.ndarray
+    ceil: np.ndarray
     dt_h: float
     battery: LinearBattery
     settings: EmsSettings
@@ -263,7 +266,7 @@ class RulesInputs:
 
 def rules_inputs(n: int, dt_min: float, battery: LinearBattery, settings: EmsSettings, periods=None,
                  p_target_mw=None, p_charge_limit_mw=None, p_discharge_limit_mw=None,
-                 p_shed_max_mw=None) -> RulesInputs:
+                 p_shed_max_mw=None, charge_ceiling_mw=None) -> RulesInputs:
     """Check and prepare the inputs of :func:`dispatch_rules` (same parameters) for ``n`` steps."""
     dt = check_dt(dt_min)
     if periods is None:
@@ -282,10 +285,11 @@ def rules_inputs(n: int, dt_min: float, battery: LinearBattery, settings: EmsSet
     ch = np.minimum(_per_step("p_charge_limit_mw", p_charge_limit_mw, n, np.inf), battery.p_charge_max_mw)
     dis = np.minimum(_per_step("p_discharge_limit_mw", p_discharge_limit_mw, n, np.inf), battery.p_discharge_max_mw)
     shed = _per_step("p_shed_max_mw", p_shed_max_mw, n, 0.0)
+    ceil = _per_step("charge_ceiling_mw", charge_ceiling_mw, n, np.inf)
     floor = settings.reserve_soc(battery)
     arb = floor if settings.arbitrage_soc_min is None else max(floor, settings.arbitrage_soc_min)
     rech = battery.soc_max if settings.recharge_soc is None else min(settings.recharge_soc, battery.soc_max)
-    return RulesInputs(action=action, target=target, use_target=use_target, ch=ch, dis=dis, shed=shed,
+    return RulesInputs(action=action, target=target, use_target=use_target, ch=ch, dis=dis, shed=shed, ceil=ceil,
                        dt_h=dt / 60.0, battery=battery, settings=settings, floor=floor, arb=arb, rech=rech,
                        m=settings.window_steps(dt))
 
@@ -296,7 +300,8 @@ def run_kernel(a: RulesInputs, sl: slice, load: np.ndarray, soc0: float, used0: 
     ``k0`` steps whose import sums to ``used0`` (MW x steps) so far; ``load`` and the arrays of ``out`` (keys
     ``p, g, soc, unmet, shed, curt``) and ``rule`` have the length of the slice."""
     b, s = a.battery, a.settings
-    _kernel(load, a.action[sl], a.target[sl], a.use_target, a.ch[sl], a.dis[sl], a.shed[sl], a.dt_h, b.energy_mwh,
+    _kernel(load, a.action[sl], a.target[sl], a.use_target, a.ch[sl], a.dis[sl], a.shed[sl], a.ceil[sl], a.dt_h,
+            b.energy_mwh,
             b.eta_charge, b.eta_discharge, b.soc_min, b.soc_max, a.floor, min(a.floor, soc0), a.arb, a.rech,
             s.cap_target_mw(), s.demand_target_mw(), s.cap_mw, a.m, soc0, used0, k0, out["p"], out["g"],
             out["soc"], out["unmet"], out["shed"], out["curt"], rule)
@@ -304,7 +309,7 @@ def run_kernel(a: RulesInputs, sl: slice, load: np.ndarray, soc0: float, used0: 
 
 def dispatch_rules(net_load_mw, dt_min: float, battery: LinearBattery, settings: EmsSettings, soc0: float,
                    periods=None, p_target_mw=None, p_charge_limit_mw=None, p_discharge_limit_mw=None,
-                   p_shed_max_mw=None) -> DispatchResult:
+                   p_shed_max_mw=None, charge_ceiling_mw=None) -> DispatchResult:
     """Rule-based dispatch of the battery over a horizon (priorities in the module docstring).
 
     Parameters
@@ -328,6 +333,10 @@ def dispatch_rules(net_load_mw, dt_min: float, battery: LinearBattery, settings:
         BMS available power (MW, magnitudes), further limiting the battery's ratings.
     p_shed_max_mw : float or array_like (n,), optional
         Load that may be shed after the battery to hold the cap (MW, e.g. GPU power capping); default none.
+    charge_ceiling_mw : float or array_like (n,), optional
+        Grid import (MW) up to which the battery may charge (arbitrage, recharge, reserve), below the cap: e.g. the
+        month's peak demand of the load alone, so that charging never raises the billed maximum demand; default
+        none (the cap).
 
     Returns
     -------
@@ -338,7 +347,7 @@ def dispatch_rules(net_load_mw, dt_min: float, battery: LinearBattery, settings:
     n = load.shape[0]
     s0 = check_soc0(soc0, battery)
     a = rules_inputs(n, dt, battery, settings, periods, p_target_mw, p_charge_limit_mw, p_discharge_limit_mw,
-                     p_shed_max_mw)
+                     p_shed_max_mw, charge_ceiling_mw)
     out = {k: np.empty(n) for k in ("p", "g", "soc", "unmet", "shed", "curt")}
     rule = np.empty(n, dtype=np.int8)
     run_kernel(a, slice(0, n), load, s0, 0.0, 0, out, rule)

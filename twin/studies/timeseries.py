@@ -307,6 +307,7 @@ def simulate(case: Case, net, drv: xr.Dataset, *, progress: bool = True) -> dict
         if ts.strategy == "lp":
             fc_base = base if ts.forecast == "perfect" else persistence_forecast(base, dt_min)
     control = int(round(ts.control_interval_min / dt_min))
+    ceiling = np.full(n, np.inf)   # import up to which the battery may charge ([timeseries] charge_limit)
 
     def run_loop(losses, with_progress=False):
         th = spec.thermal
@@ -317,7 +318,8 @@ def simulate(case: Case, net, drv: xr.Dataset, *, progress: bool = True) -> dict
         fc = (fc_base + losses) if ts.strategy == "lp" else None
         return closed_loop(base + losses, t_out, dt_min, lin, settings, system, pcs, aux_idle_mw=aux_idle,
                            periods=periods, price_cny_per_kwh=prices, forecast_mw=fc, strategy=ts.strategy,
-                           p_shed_max_mw=shed_max, control_steps=control, progress=with_progress)
+                           p_shed_max_mw=shed_max, charge_ceiling_mw=ceiling, control_steps=control,
+                           progress=with_progress)
 
     history = []
     losses = np.zeros(n)
@@ -330,9 +332,12 @@ def simulate(case: Case, net, drv: xr.Dataset, *, progress: bool = True) -> dict
         losses = model(base, np.zeros(n))
         g_prev = None
         aux0 = spec.n_containers * (spec.thermal.p_fixed_kw / 1e3 if spec.thermal else cont.aux_kw / 1e3)
+        if ts.charge_limit == "month_peak":
+            ceiling[:] = _month_peak(base + losses + aux0, drv.time.values, s.site.timezone,
+                                     settings.window_steps(dt_min))
         for _ in range(5):   # the linear EMS alone (milliseconds): close enough for a first guess of the losses
             guess = dispatch_rules(base + losses + aux0, dt_min, lin, settings, soc0, periods=periods,
-                                   p_shed_max_mw=shed_max)
+                                   p_shed_max_mw=shed_max, charge_ceiling_mw=ceiling)
             losses = model(base, guess.p_battery_mw)
             change = float(np.max(np.abs(guess.p_grid_mw - g_prev))) if g_prev is not None else float("inf")
             g_prev = guess.p_grid_mw
@@ -737,6 +742,15 @@ def _fade(index: pd.DatetimeIndex, loop: dict, days: float) -> dict:
     return {"battery_capacity_after_1y_percent": 100.0 * pr[1]["q"],
             "battery_capacity_after_10y_percent": 100.0 * pr[10]["q"],
             "battery_resistance_after_10y_percent": 100.0 * pr[10]["r"]}
+
+
+def _month_peak(load_mw: np.ndarray, time_utc, tz: str, m: int) -> np.ndarray:
+    """Per step, the highest demand-window mean of ``load_mw`` in the step's local calendar month (MW): the
+    month's billed peak of the load alone, taken as known (a monthly demand forecast)."""
+    wm = np.repeat(_window_means(load_mw, m), m)[:load_mw.shape[0]]
+    month = pd.DatetimeIndex(time_utc).tz_localize("UTC").tz_convert(tz).to_period("M").asi8
+    peak = pd.Series(wm).groupby(month).transform("max").to_numpy()
+    return peak
 
 
 def _economics(case: Case, tar, index: pd.DatetimeIndex, ds: xr.Dataset, sim: dict) -> dict:
