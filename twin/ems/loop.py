@@ -88,7 +88,7 @@ def closed_loop(net_load_mw, t_out_degc, dt_min: float, battery: LinearBattery, 
                 pcs, *, aux_idle_mw: np.ndarray | None = None, periods=None, price_cny_per_kwh=None,
                 forecast_mw=None, strategy: str = "rules", p_shed_max_mw=None, charge_ceiling_mw=None,
                 control_steps: int = 15,
-                progress: bool = False) -> dict:
+                progress: bool = False, state: dict | None = None) -> dict:
     """Run the EMS, the PCS and the battery system model in closed loop over a horizon (module docstring).
 
     Parameters
@@ -120,6 +120,10 @@ def closed_loop(net_load_mw, t_out_degc, dt_min: float, battery: LinearBattery, 
     control_steps : int
         Steps per control interval.
     progress : bool
+    state : dict, optional
+        The EMS's memory between calls, for a horizon run in pieces (streaming): the containers' available power
+        and auxiliary draw at the end of the last interval and the demand window's state. Pass the ``"state"`` of
+        the previous call's result (with the same ``system``); default: a fresh start.
 
     Returns
     -------
@@ -165,10 +169,14 @@ def closed_loop(net_load_mw, t_out_degc, dt_min: float, battery: LinearBattery, 
     o["lp_solve_s"] = 0.0
 
     rated_w = rated * 1e6
-    avail_dis = np.full(nc, rated_w)
-    avail_ch = np.full(nc, rated_w)
-    aux_now = (np.full(nc, system.spec.thermal.p_fixed_kw * 1e3) if thermal else aux_fixed * 1e6).astype(float)
-    win_state = np.zeros(2)
+    if state is None:
+        state = {"avail_dis_w": np.full(nc, rated_w), "avail_ch_w": np.full(nc, rated_w),
+                 "aux_w": (np.full(nc, system.spec.thermal.p_fixed_kw * 1e3) if thermal
+                           else aux_fixed * 1e6).astype(float),
+                 "window": np.zeros(2)}
+    avail_dis, avail_ch, aux_now, win_state = (state["avail_dis_w"], state["avail_ch_w"], state["aux_w"],
+                                               state["window"])   # updated in place by the kernel
+    o["state"] = state
     ta_k = np.ascontiguousarray(np.broadcast_to(t_out + 273.15, (nc, n)))
     k = system._k
     b, st = battery, settings

@@ -22,6 +22,9 @@ Composes (pvlib's ModelChain spirit: every step is a public function of its own 
 6. checks over time (cap instantaneous and 15-min demand, voltage band, loadings, hot spots, SOC window, cell
    temperature, no export, power factor) and economics (:mod:`twin.economics`) with the seed's claims checked.
 
+A sub-minute step (e.g. 1 s: a year is 31.5 million steps) is streamed in chunks of a day with running statistics
+and minute means (:func:`twin.studies.stream.stream`).
+
 The year's energy balance (import + PV + battery discharge = IT - shed + cooling + auxiliaries + battery
 auxiliaries + battery charge + losses) is recomputed from the Dataset by :func:`energy_balance`.
 
@@ -487,6 +490,12 @@ def run_scenario(case: Case, net=None, scenario: str | None = None, *, progress:
     scenario = scenario or case.spec.drivers.scenario
     case_s = with_drivers(case, scenario=scenario) if scenario != case.spec.drivers.scenario else case
     check(case_s)
+    start, end = period_bounds(case_s)
+    dt_fine = float(case_s.spec.drivers.resolution_s)
+    if dt_fine < 60.0:
+        from .stream import stream  # sub-minute steps: streamed in chunks (the drivers' year would not fit)
+
+        return stream(case, net, scenario, progress=progress)
     net = build_net(case_s) if net is None else net
     s, ts = case_s.spec, case_s.spec.timeseries
     tz = s.site.timezone
@@ -494,7 +503,6 @@ def run_scenario(case: Case, net=None, scenario: str | None = None, *, progress:
     bar = tqdm(total=5, desc=f"timeseries {scenario}", unit="stage", disable=not progress, leave=False)
     bar.set_postfix_str("drivers")
     drv_full = drivers_study.run(case_s).dataset
-    start, end = period_bounds(case_s)
     t_utc = pd.DatetimeIndex(drv_full.time.values).tz_localize("UTC")
     sel = (t_utc >= start.tz_convert("UTC")) & (t_utc < end.tz_convert("UTC"))
     drv = drv_full.isel(time=np.flatnonzero(sel))
