@@ -8,6 +8,7 @@ tested whether or not those studies are present in the package.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import warnings
@@ -221,3 +222,86 @@ def test_text_is_escaped(tmp_path, seed_case, seed_net, lf):
     html = write_html(tmp_path, seed_case, {}, checks, {"loadflow": lf.dataset}, seed_net).read_text()
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert f'id="total-fail">{int((checks.status == "FAIL").sum())}<' in html
+
+
+def test_timeseries_section(tmp_path, seed_case, seed_net, lf):
+    """The year-in-the-loop section: one part per load scenario with the headline figures of summary.json in
+    words and in a table (every value with its unit), the monthly bills recomputed from the Dataset matching the
+    study's, three figures each; and a year at 1-minute steps renders in seconds (figures reduced first)."""
+    from twin.runner import _jsonable
+    from twin.studies import timeseries as ts
+
+    case = ts.with_options(seed_case, period="2025-07-01/2025-07-04", resolution="15min")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = ts.run(case, seed_net, progress=False)
+    results = [res, *res.extra]
+    assert [r.name for r in results] == ["timeseries", "timeseries_sustained_training"]
+    checks = pd.concat([lf.checks, *(r.checks for r in results)], ignore_index=True)
+    summary = _summary(seed_case, {"loadflow": {"summary": lf.summary},
+                                   **{r.name: {"summary": r.summary} for r in results}})
+    summary = json.loads(json.dumps(_jsonable(summary), allow_nan=False))  # as summary.json holds it: NaN -> null
+    datasets = {"loadflow": lf.dataset, **{r.name: r.dataset for r in results}}
+    html = write_html(tmp_path, seed_case, summary, checks, datasets, seed_net).read_text()
+    assert _pngs(html) == 4 + 3 * len(results)  # loadflow's four, then worst week, duration curve, bills per scenario
+    section = html.split('<h2 id="timeseries">')[1].split("<h2 ")[0]
+    parts = section.split("<h3 id=\"ts-")[1:]
+    assert [p.split('"')[0] for p in parts] == ["timeseries", "timeseries_sustained_training"]
+    for part, r in zip(parts, results, strict=True):
+        s = r.summary
+        assert f"Scenario {s['scenario']}</h3>" in part
+        # the cap in words, from the key figures
+        if s["cap_exceeded_minutes"] > 0:
+            assert (f"exceeds the 6.0 MW firm cap for {s['cap_exceeded_minutes']:,.0f} min "
+                    f"({s['cap_exceeded_energy_mwh']:.2f} MWh above it") in part
+            k = s["cap_exceeded_15min_intervals"]
+            assert f"above the cap in {k:,} interval{'s' if k != 1 else ''}" in part
+        else:
+            assert "stays under the 6.0 MW firm cap at every step" in part
+        assert f"IT load shed (GPU power capping): {s['shed_energy_mwh']:.2f} MWh" in part
+        # the bill and its split, the claims, the hot spot, the energy balance
+        assert (f"{s['annual_cost_cny']:,.0f} CNY with the battery, {s['annual_cost_without_battery_cny']:,.0f} CNY "
+                f"without it: the battery {'saves' if s['annual_savings_cny'] >= 0 else 'costs'} "
+                f"{abs(s['annual_savings_cny']):,.0f} CNY{'' if s['annual_savings_cny'] >= 0 else ' more'} "
+                f"(time-of-use arbitrage {s['savings_arbitrage_cny']:,.0f} CNY, maximum-demand charge "
+                f"{s['savings_demand_cny']:,.0f} CNY") in part
+        assert f"{s['claim_arbitrage_cny_per_year']:,.0f} CNY a year" in part
+        assert f"{s['claim_2mw_4h_events_held']:,} of {s['claim_2mw_4h_events']:,} events" in part
+        assert f"hottest transformer winding {s['transformer_hotspot_max_degc']:.1f} degC" in part
+        assert "Energy balance over the period" in part and "loss iteration" in part
+        # the key-figure table: every value carries a unit (dimensionless ones say so in the label)
+        table = part.split('<table class="ts-figures">')[1].split("</table>")[0]
+        cells = re.findall(r"<tr><td>([^<]*)</td><td class=\"num\">([^<]*)</td>", table)
+        assert len(cells) >= 30
+        units = r"(MW|MWh|min|%|degC|d|s|CNY|CNY/year|cycles|cycles/year|events|intervals|steps)"
+        for label, value in cells:
+            assert re.fullmatch(rf"-?[\d,.]+(e[-+]\d+)? {units}", value) or value == "n/a" or (
+                "(0-1)" in label and re.fullmatch(r"[\d.]+", value)), (label, value)
+        assert f"<td>Highest grid import</td><td class=\"num\">{s['grid_import_max_mw']:.2f} MW</td>" in table
+        # the monthly bills are recomputed from the Dataset with the tariff: the with-battery total is the study's
+        assert f"totals {s['annual_cost_cny']:,.0f} CNY with the battery" in part
+        assert "Worst week (" in part and "Grid import duration curve" in part
+    # the headline findings name each scenario's cap result, with the status of its checks
+    head = html.split("Headline findings")[1].split("</ul>")[0]
+    for r in results:
+        st = r.checks[r.checks.quantity.isin(["grid_import_max_mw", "cap_exceeded_minutes", "demand_15min_max_mw"])]
+        worst = "FAIL" if (st.status == "FAIL").any() else ("WARN" if (st.status == "WARN").any() else "PASS")
+        assert re.search(rf'badge {worst}">{worst}</span>Year in the loop, {r.summary["scenario"]} scenario', head)
+
+    # a year at 1-minute steps (the short run's values repeated): the figures are reduced before drawing
+    ds = results[0].dataset
+    n = 525_600
+    t_year = pd.date_range("2024-12-31 16:00", periods=n, freq="1min")  # 2025 in Shanghai, as UTC
+    keep = [v for v in ds.data_vars if ds[v].dims == ("time",)] + ["soc_container", "q_container_mvar"]
+    year = xr.Dataset({v: (ds[v].dims, np.resize(ds[v].values, (n,) + ds[v].shape[1:])) for v in keep},
+                      coords={"time": t_year, "container": ds.container.values},
+                      attrs={**ds.attrs, "resolution_s": 60.0})
+    big = {**results[0].summary, "period_start": "2025-01-01 00:00:00+08:00",
+           "period_end": "2026-01-01 00:00:00+08:00", "steps": n, "resolution_s": 60.0}
+    t0 = time.perf_counter()
+    html = write_html(tmp_path, seed_case, _summary(seed_case, {"timeseries": {"summary": big}}),
+                      results[0].checks, {"timeseries": year}, seed_net).read_text()
+    elapsed = time.perf_counter() - t0
+    print(f"report of a year at 1 min: {elapsed:.1f} s")
+    assert _pngs(html) == 1 + 3 and "(12 months)" in html  # the diagram and the three timeseries figures
+    assert elapsed < 60  # about 5 s here on a quiet machine

@@ -4,7 +4,11 @@
 ``summary.json``, the check rows (``checks.csv``), each study's Dataset and the pandapower net. The page has the
 case identity (title, site, SHA-256, library versions), an overview of PASS/WARN/FAIL per study, the headline
 findings in words (grid import against the firm cap, worst voltage, worst loading, short-circuit margin, N-1 load
-lost), the single-line diagram, result figures, the FAIL and WARN rows and, folded away, every check row.
+lost), the single-line diagram, result figures, the battery study's section, the year in the loop (the
+timeseries study: per load scenario, findings in words, a table of key figures with units, the worst week, the import
+duration curve and the monthly bills with and without the battery), the FAIL and WARN rows and, folded away, every
+check row. A year at 1-minute steps (525,600 steps) is reduced before it is drawn (block maxima and means of the
+worst week, a duration curve sampled at 2,000 points, monthly bills), so the page takes seconds, not minutes.
 :func:`render_html` returns the same page as a string (for a notebook: ``IPython.display.HTML``).
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects rendered by the Agg canvas and embedded as base64
@@ -21,6 +25,7 @@ import io
 import math
 import os
 import tempfile
+import warnings
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -109,6 +114,7 @@ def render_html(case, summary: dict, checks: pd.DataFrame, datasets: dict[str, x
     findings = _findings(case, checks, datasets, net, cap, warn_frac, summary.get("studies") or {})
     battery = _battery_section(case, checks, datasets.get("battery"), (summary.get("studies") or {}).get("battery"),
                                cap, warn_frac)
+    timeseries = _timeseries_section(case, checks, datasets, summary.get("studies") or {}, cap)
     sld = _sld_figure(net, datasets.get("loadflow"))
     figures = [f for f in (_voltage_figure(case, datasets.get("loadflow")),
                            _import_figure(datasets.get("loadflow"), cap),
@@ -143,6 +149,7 @@ def render_html(case, summary: dict, checks: pd.DataFrame, datasets: dict[str, x
         overall=overall,
         findings=findings,
         battery=battery,
+        timeseries=timeseries,
         notes=_empty_variables(datasets),
         op_table=_op_table(case, checks, datasets.get("loadflow"), cap, warn_frac),
         key_figures=_key_figures(summary),
@@ -443,6 +450,7 @@ def _findings(case, checks: pd.DataFrame, datasets: dict, net, cap: float, warn_
     out += _contingency_findings(case, checks, datasets.get("contingency"), net, cap, warn_frac)
     out += _drivers_findings(case, summary_studies.get("drivers"), cap)
     out += _battery_headline(checks, summary_studies.get("battery"), cap)
+    out += _timeseries_headline(checks, summary_studies, cap)
     covered = set()
     for f in out:  # a finding covers one (study, quantity) or a list of them
         c = f.get("covers")
@@ -1051,3 +1059,474 @@ def _contingency_figure(ds, cap: float) -> dict | None:
     return {"title": "N-1 contingencies", "png": _png(fig),
             "caption": "Per outage (and per state after the outage, where the study reports states): "
                        + ", ".join(lbl for _, lbl, _ in panels) + over + "."}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# year in the loop (timeseries study): one part per load scenario
+
+_TS_CAP_QUANTITIES = ["grid_import_max_mw", "cap_exceeded_minutes", "demand_15min_max_mw"]
+_TS_CLAIM_QUANTITIES = ["arbitrage_savings_cny_per_year", "claim_2mw_4h_events_held_fraction"]
+
+
+def _timeseries_results(datasets: dict, summary_studies: dict) -> list[tuple[str, xr.Dataset | None, dict]]:
+    """``(result name, Dataset, key figures)`` of every timeseries scenario present: ``timeseries`` first, then
+    ``timeseries_<scenario>`` in summary.json's order."""
+    names = [n for n in list(summary_studies) + list(datasets) if n == "timeseries" or n.startswith("timeseries_")]
+    names = sorted(dict.fromkeys(names), key=lambda n: n != "timeseries")
+    out = []
+    for n in names:
+        fig = summary_studies.get(n) or {}
+        if "grid_import_max_mw" in fig:  # summary.json writes NaN as null: back to NaN, shown as "n/a"
+            out.append((n, datasets.get(n), {k: float("nan") if v is None else v for k, v in fig.items()}))
+    return out
+
+
+def _cny(v) -> str:
+    """A sum of money in whole yuan with thousands separators (``"1,349,831 CNY"``)."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return "n/a"
+    return f"{x:,.0f} CNY" if math.isfinite(x) else "n/a"
+
+
+def _saves(v) -> str:
+    """``"saves 1,234 CNY"``, or ``"costs 1,234 CNY more"`` for a negative saving."""
+    x = float(v)
+    return f"costs {_cny(-x)} more" if math.isfinite(x) and x < 0 else f"saves {_cny(x)}"
+
+
+def _n(count, word: str) -> str:
+    """``"1 event"``, ``"3 events"``."""
+    return f"{int(count):,} {word}{'' if int(count) == 1 else 's'}"
+
+
+def _ts_status(checks: pd.DataFrame, scenario: str, quantities: list[str]) -> str | None:
+    """Worst status of the timeseries checks of ``scenario`` on ``quantities`` (None if there is none)."""
+    rows = checks[checks.study.str.startswith("timeseries") & (checks.scenario == scenario)
+                  & checks.quantity.isin(quantities)]
+    if not len(rows):
+        return None
+    return min(rows.status, key=lambda s: _STATUS_ORDER.get(s, 9))
+
+
+def _ts_period_text(f: dict) -> str:
+    start, end = str(f.get("period_start", ""))[:10], str(f.get("period_end", ""))[:10]
+    return (f"{start} to {end} (end exclusive), {f.get('steps', 0):,} steps of {f.get('resolution_s', 0):g} s, "
+            f"EMS strategy '{f.get('strategy', '?')}'")
+
+
+def _ts_cap_text(f: dict, cap: float) -> str:
+    if f.get("cap_exceeded_minutes", 0) <= 0:
+        return (f"the campus stays under the {_fmt_cap(cap)} firm cap at every step (highest import "
+                f"{_fmt(f['grid_import_max_mw'], 'MW')}, {_fmt(cap - f['grid_import_max_mw'], 'MW')} headroom; highest "
+                f"15-minute demand {_fmt(f['demand_15min_max_mw'], 'MW')}, {f['cap_exceeded_15min_intervals']} "
+                f"15-minute intervals over the cap)")
+    return (f"the campus exceeds the {_fmt_cap(cap)} firm cap for {f['cap_exceeded_minutes']:,.0f} min "
+            f"({_fmt(f['cap_exceeded_energy_mwh'], 'MWh')} above it, in {_n(f['cap_exceeded_events'], 'event')}, the "
+            f"longest {f['cap_exceeded_longest_min']:,.0f} min; highest import {_fmt(f['grid_import_max_mw'], 'MW')}, "
+            f"{_fmt(f['cap_exceeded_max_mw'], 'MW')} over); the 15-minute demand the meter bills is above the cap in "
+            f"{_n(f['cap_exceeded_15min_intervals'], 'interval')} (highest {_fmt(f['demand_15min_max_mw'], 'MW')})")
+
+
+def _timeseries_headline(checks: pd.DataFrame, summary_studies: dict, cap: float) -> list[dict]:
+    """Headline lines per timeseries scenario: the firm cap over the period and shedding; the bill and the seed's
+    claims; the details are in its own section."""
+    out = []
+    for name, _, f in _timeseries_results({}, summary_studies):
+        sc = str(f.get("scenario", ""))
+        status = _ts_status(checks, sc, _TS_CAP_QUANTITIES) or ("FAIL" if f.get("cap_exceeded_minutes", 0) > 0
+                                                               else "PASS")
+        text = (f"Year in the loop, {sc} scenario ({str(f.get('period_start', ''))[:10]} to "
+                f"{str(f.get('period_end', ''))[:10]}): {_ts_cap_text(f, cap)}; IT load shed "
+                f"{_fmt(f.get('shed_energy_mwh', 0.0), 'MWh')} (see the Year in the loop section).")
+        out.append(dict(status=status, text=text, covers=[(s, q) for s in {"timeseries", name} for q in _TS_CAP_QUANTITIES]))
+        if "annual_savings_cny" not in f:
+            continue
+        text = (f"Year in the loop, {sc} scenario: the battery {_saves(f['annual_savings_cny'])} over the period "
+                f"({_cny(f['annual_cost_without_battery_cny'])} without it, {_cny(f['annual_cost_cny'])} with it)")
+        status = "INFO"
+        if "claim_arbitrage_cny_per_year" in f:
+            text += (f"; arbitrage {_cny(f['claim_arbitrage_cny_per_year'])} a year against the claimed several "
+                     f"million")
+            status = _ts_status(checks, sc, ["arbitrage_savings_cny_per_year"]) or status
+        if "claim_2mw_4h_events" in f:
+            text += (f"; {f.get('claim_2mw_4h_events_held', 0):,} of {f['claim_2mw_4h_events']:,} events within 2 MW "
+                     f"and 4 h above the cap held")
+            st2 = _ts_status(checks, sc, ["claim_2mw_4h_events_held_fraction"])
+            if st2 is not None and _STATUS_ORDER.get(st2, 9) < _STATUS_ORDER.get(status, 9):
+                status = st2
+        out.append(dict(status=status, text=text + ".",
+                        covers=[(s, q) for s in {"timeseries", name} for q in _TS_CLAIM_QUANTITIES]))
+    return out
+
+
+def _timeseries_section(case, checks: pd.DataFrame, datasets: dict, summary_studies: dict, cap: float) -> list[dict]:
+    """The year-in-the-loop section, one part per load scenario: what ran, findings in words, a table of the key
+    figures with units and three figures (worst week, import duration curve, monthly bills)."""
+    parts = []
+    for name, ds, f in _timeseries_results(datasets, summary_studies):
+        sc = str(f.get("scenario", name))
+        findings = _timeseries_findings(checks, f, cap)
+        bills = _ts_monthly_bills(case, ds) if ds is not None else None
+        figures = [] if ds is None else [g for g in (_ts_week_figure(case, ds, f, cap),
+                                                     _ts_duration_figure(ds, f, cap),
+                                                     _ts_bill_figure(bills, f)) if g is not None]
+        intro = (f"Scenario '{sc}' (result {name}): {_ts_period_text(f)}. Drivers, EMS, PCS and the battery's "
+                 f"electro-thermal model in closed loop with a batch load flow of every step, iterated on the network "
+                 f"losses ({_fmt_iter(f)}); transformer hot spots (IEC 60076-7 / -12) and the bill (tariff "
+                 f"'{case.spec.drivers.tariff}').")
+        if f.get("note"):
+            intro += f" Note: {f['note']}."
+        parts.append({"name": name, "scenario": sc, "intro": intro, "findings": findings,
+                      "table": _timeseries_table(f), "figures": figures})
+    return parts
+
+
+def _fmt_iter(f: dict) -> str:
+    it = f.get("loss_iterations")
+    n = len(it) if isinstance(it, list) else it
+    conv = f.get("loss_iteration_converged")
+    return f"{n} passes, {'converged' if conv else 'NOT converged'}" if n is not None else "passes not reported"
+
+
+def _timeseries_findings(checks: pd.DataFrame, f: dict, cap: float) -> list[dict]:
+    sc = str(f.get("scenario", ""))
+    out = []
+    st = _ts_status(checks, sc, _TS_CAP_QUANTITIES) or ("FAIL" if f.get("cap_exceeded_minutes", 0) > 0 else "PASS")
+    text = _ts_cap_text(f, cap)
+    text = text[0].upper() + text[1:] + "."
+    shed = f.get("shed_energy_mwh", 0.0)
+    text += (f" IT load shed (GPU power capping): {_fmt(shed, 'MWh')}" + (f", worth {_cny(f['shed_value_cny'])} at the "
+             f"energy prices." if shed > 0 and "shed_value_cny" in f else "."))
+    if f.get("curtailed_energy_mwh", 0) > 0:
+        text += f" PV curtailed (no export): {_fmt(f['curtailed_energy_mwh'], 'MWh')}."
+    out.append(dict(status=st, text=text))
+    if "annual_cost_cny" in f:
+        text = (f"Electricity bill over the period: {_cny(f['annual_cost_cny'])} with the battery, "
+                f"{_cny(f['annual_cost_without_battery_cny'])} without it: the battery "
+                f"{_saves(f['annual_savings_cny'])} (time-of-use arbitrage {_cny(f['savings_arbitrage_cny'])}, "
+                f"maximum-demand charge {_cny(f['savings_demand_cny'])}, power-factor adjustment "
+                f"{_cny(f.get('savings_power_factor_cny', float('nan')))}; the arbitrage is net of the battery's "
+                f"losses and auxiliaries); the PV saves a further {_cny(f['savings_pv_cny'])}.")
+        out.append(dict(status="INFO", text=text))
+    if "claim_arbitrage_cny_per_year" in f:
+        st = _ts_status(checks, sc, ["arbitrage_savings_cny_per_year"]) or "INFO"
+        text = (f"Seed claim 'several million CNY a year from arbitrage': {_cny(f['claim_arbitrage_cny_per_year'])} "
+                f"a year (the period's arbitrage saving scaled to 365 days; 'several million' read as at least "
+                f"{_cny(2e6)}).")
+        if "claim_2mw_4h_events" in f:
+            n, held = f["claim_2mw_4h_events"], f.get("claim_2mw_4h_events_held", 0)
+            text += (f" Seed claim '2 MW above the cap for 4 h': {held:,} of {n:,} events of the period that stay within "
+                     f"2 MW and 4 h above the cap (load without the battery) are held under the cap; "
+                     f"{_n(f.get('events_above_cap_without_battery', n), 'event')} above the cap without the "
+                     f"battery, "
+                     f"the largest {_fmt(f.get('events_above_cap_without_battery_max_mw', float('nan')), 'MW')} "
+                     f"over.")
+            st2 = _ts_status(checks, sc, ["claim_2mw_4h_events_held_fraction"])
+            if st2 is not None and _STATUS_ORDER.get(st2, 9) < _STATUS_ORDER.get(st, 9):
+                st = st2
+        out.append(dict(status=st, text=text))
+    if "battery_equivalent_full_cycles" in f:
+        st = _ts_status(checks, sc, ["soc_min", "soc_max", "t_cell_max_degc"]) or "INFO"
+        out.append(dict(status=st, text=(
+            f"Battery: {_fmt(f['battery_discharge_mwh'], 'MWh')} discharged, {_fmt(f['battery_charge_mwh'], 'MWh')} "
+            f"charged ({f['battery_equivalent_full_cycles']:.1f} equivalent full cycles, "
+            f"{f['battery_equivalent_full_cycles_per_year']:.0f} a year); {_round_trip_text(f)}; its auxiliaries "
+            f"{_fmt(f['battery_aux_mwh'], 'MWh')}; "
+            f"SOC between {_fmt(f['soc_min'], '-')} and {_fmt(f['soc_max'], '-')}; hottest cell "
+            f"{_fmt(f['t_cell_max_degc'], 'degC')}.")))
+    st = _ts_status(checks, sc, ["hot_spot_max_degc", "loading_max_percent", "vm_pu_worst"]) or "INFO"
+    out.append(dict(status=st, text=(
+        f"Equipment: hottest transformer winding {_fmt(f.get('transformer_hotspot_max_degc'), 'degC')} (loss of life "
+        f"at most {f.get('transformer_loss_of_life_max_days', float('nan')):.3g} d over the period); highest cable "
+        f"loading {_fmt(f.get('cable_loading_max_percent'), '%')}; bus voltages outside their band for "
+        f"{f.get('voltage_violation_minutes', 0):,.0f} min; lowest power factor at the point of connection "
+        f"{_fmt(f.get('power_factor_min'), '-')} (import above 5 % of the cap).")))
+    err = f.get("energy_balance_error_rel", float("nan"))
+    bad = f.get("load_flow_not_converged_steps", 0)
+    st = "PASS" if (math.isfinite(err) and err < 1e-3 and not bad and f.get("loss_iteration_converged", True)) \
+        else "WARN"
+    err_text = _fmt(100 * err, "%") if err >= 5e-4 else f"{err:.1e}"
+    out.append(dict(status=st, text=(
+        f"Energy balance over the period (import + PV + battery discharge = IT less shed + cooling + auxiliaries + "
+        f"battery auxiliaries + battery charge + losses): relative error {err_text}"
+        f" (import {_fmt(f.get('import_energy_mwh'), 'MWh')}, PV {_fmt(f.get('pv_energy_mwh'), 'MWh')}, network "
+        f"losses {_fmt(f.get('losses_energy_mwh'), 'MWh')}); loss iteration {_fmt_iter(f)}; load flow not "
+        f"converged at {bad} steps.")))
+    return out
+
+
+def _round_trip_text(f: dict) -> str:
+    rt = f.get("battery_round_trip_ac", float("nan"))
+    if f.get("battery_charge_mwh", 1.0) <= 0:
+        return "no charge over the period (AC energy out over AC energy in: n/a)"
+    if not math.isfinite(rt) or rt > 1.0:
+        return ("AC energy out over AC energy in "
+                + (f"{_fmt(100 * rt, '%')}" if math.isfinite(rt) else "n/a")
+                + " (not a round-trip efficiency: the SOC at the end of the period is not the SOC at its start)")
+    return f"AC energy out over AC energy in {_fmt(100 * rt, '%')}"
+
+
+def _timeseries_table(f: dict) -> list[dict]:
+    """Key figures of one scenario as (figure, value with its unit) rows; figures the study did not report are
+    left out."""
+    rows = [
+        ("Highest grid import", "grid_import_max_mw", "MW"), ("Firm import cap", "cap_mw", "MW"),
+        ("Highest 15-minute mean demand", "demand_15min_max_mw", "MW"),
+        ("Time above the cap", "cap_exceeded_minutes", "min"),
+        ("Energy above the cap", "cap_exceeded_energy_mwh", "MWh"),
+        ("Largest excess over the cap", "cap_exceeded_max_mw", "MW"),
+        ("Events above the cap", "cap_exceeded_events", "events"),
+        ("Longest event above the cap", "cap_exceeded_longest_min", "min"),
+        ("15-minute intervals above the cap", "cap_exceeded_15min_intervals", "intervals"),
+        ("IT energy shed", "shed_energy_mwh", "MWh"), ("PV energy curtailed", "curtailed_energy_mwh", "MWh"),
+        ("Grid import energy", "import_energy_mwh", "MWh"), ("PV energy fed in", "pv_energy_mwh", "MWh"),
+        ("Network losses", "losses_energy_mwh", "MWh"),
+        ("Battery discharge", "battery_discharge_mwh", "MWh"), ("Battery charge", "battery_charge_mwh", "MWh"),
+        ("Battery equivalent full cycles", "battery_equivalent_full_cycles", "cycles"),
+        ("Battery equivalent full cycles a year", "battery_equivalent_full_cycles_per_year", "cycles/year"),
+        ("Battery AC energy out / AC energy in", "battery_round_trip_ac", "%"),
+        ("Battery auxiliaries", "battery_aux_mwh", "MWh"),
+        ("Lowest SOC (0-1)", "soc_min", "-"), ("Highest SOC (0-1)", "soc_max", "-"),
+        ("Hottest cell", "t_cell_max_degc", "degC"),
+        ("Bill with the battery", "annual_cost_cny", "CNY"),
+        ("Bill without the battery", "annual_cost_without_battery_cny", "CNY"),
+        ("Savings, total", "annual_savings_cny", "CNY"),
+        ("Savings, time-of-use arbitrage", "savings_arbitrage_cny", "CNY"),
+        ("Savings, maximum-demand charge", "savings_demand_cny", "CNY"),
+        ("Savings, power-factor adjustment", "savings_power_factor_cny", "CNY"),
+        ("Savings of the PV", "savings_pv_cny", "CNY"), ("Value of the shed IT energy", "shed_value_cny", "CNY"),
+        ("Arbitrage, scaled to a year (claim: several million)", "claim_arbitrage_cny_per_year", "CNY/year"),
+        ("Events within 2 MW and 4 h above the cap (without battery)", "claim_2mw_4h_events", "events"),
+        ("... of which held under the cap", "claim_2mw_4h_events_held", "events"),
+        ("Hottest transformer winding", "transformer_hotspot_max_degc", "degC"),
+        ("Largest transformer loss of life", "transformer_loss_of_life_max_days", "d"),
+        ("Highest cable loading", "cable_loading_max_percent", "%"),
+        ("Time with a bus voltage outside its band", "voltage_violation_minutes", "min"),
+        ("Lowest power factor at the point of connection (0-1)", "power_factor_min", "-"),
+        ("Energy balance error (relative)", "energy_balance_error_rel", "%"),
+        ("Steps where the load flow did not converge", "load_flow_not_converged_steps", "steps"),
+        ("Run time", ("timing_s", "total"), "s"),
+    ]
+    out = []
+    for label, key, unit in rows:
+        v = f.get(key[0], {}).get(key[1]) if isinstance(key, tuple) else f.get(key)
+        if v is None:
+            continue
+        if unit == "%" and key in ("battery_round_trip_ac", "energy_balance_error_rel"):
+            v = 100.0 * float(v)
+        if unit in ("CNY", "CNY/year"):
+            text = _cny(v) + ("/year" if unit == "CNY/year" else "")
+        elif unit in ("events", "intervals", "steps"):
+            text = f"{int(v):,} {unit}"
+        elif unit == "d":
+            text = f"{float(v):.3g} d" if math.isfinite(float(v)) else "n/a"
+        elif unit in ("min", "cycles", "cycles/year"):
+            text = f"{float(v):,.{1 if unit != 'min' else 0}f} {unit}" if math.isfinite(float(v)) else "n/a"
+        elif key == "energy_balance_error_rel" and 0 < abs(v) < 0.05:
+            text = f"{v:.1e} %"
+        else:
+            text = _fmt(v, unit)
+        out.append({"label": label, "value": text, "key": key if isinstance(key, str) else ".".join(key)})
+    return out
+
+
+# ---- timeseries figures
+
+
+def _local_times(ds: xr.Dataset, tz: str) -> pd.DatetimeIndex:
+    idx = pd.DatetimeIndex(ds.time.values)
+    return (idx.tz_localize("UTC") if idx.tz is None else idx).tz_convert(tz)
+
+
+def _without_battery_mw(ds: xr.Dataset) -> tuple[np.ndarray, str]:
+    """Grid import without the battery: the study's own series if the Dataset carries it, else the import with the
+    battery's power, auxiliaries, shedding and curtailment undone (network losses as with the battery)."""
+    if "p_import_without_battery_mw" in ds:
+        return np.asarray(ds.p_import_without_battery_mw.values, float), "the study's import without the battery"
+    p = np.nan_to_num(np.asarray(ds.p_import_mw.values, float))
+    for name, sign in (("p_battery_mw", 1.0), ("p_battery_aux_mw", -1.0), ("p_shed_mw", 1.0),
+                       ("p_curtailed_mw", 1.0)):
+        if name in ds:
+            p = p + sign * np.nan_to_num(np.asarray(ds[name].values, float))
+    return p, "the import with the battery's power, auxiliaries, shedding and curtailment undone (losses as with it)"
+
+
+def _reduce_steps(values: np.ndarray, k: int, how: str) -> np.ndarray:
+    """Blocks of ``k`` steps reduced to their mean or maximum (the tail block may be shorter)."""
+    if k <= 1:
+        return values
+    n = values.shape[0]
+    nb = -(-n // k)
+    pad = np.full(nb * k, np.nan)
+    pad[:n] = values
+    blocks = pad.reshape(nb, k)
+    with warnings.catch_warnings():  # a block of non-converged steps (NaN) stays NaN, without a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmax(blocks, axis=1) if how == "max" else np.nanmean(blocks, axis=1)
+
+
+def _worst_week(local: pd.DatetimeIndex, excess: np.ndarray, imp: np.ndarray) -> tuple[int, int]:
+    """Positions [a, b) of the 7 local days with the most energy above the cap in ``excess`` (the highest import
+    if there is none)."""
+    days = local.normalize()
+    s = pd.Series(np.maximum(excess, 0.0), index=days).groupby(level=0).sum()
+    if not (s > 0).any():
+        s = pd.Series(imp, index=days).groupby(level=0).max()
+    roll = s.rolling(min(7, len(s)), min_periods=1).sum().shift(-(min(7, len(s)) - 1)).dropna()
+    start = roll.idxmax() if len(roll) else s.index[0]
+    a = int(np.searchsorted(local, start))
+    b = int(np.searchsorted(local, start + pd.Timedelta(days=7)))
+    return a, max(b, a + 1)
+
+
+def _ts_week_figure(case, ds: xr.Dataset, f: dict, cap: float) -> dict | None:
+    imp = _numeric(ds, "p_import_mw")
+    if imp is None or imp.dims != ("time",):
+        return None
+    tz = case.spec.site.timezone
+    local = _local_times(ds, tz)
+    p = np.asarray(imp.values, float)
+    p_wo, wo_text = _without_battery_mw(ds)
+    a, b = _worst_week(local, p_wo - cap, p)
+    dt_s = float(ds.attrs.get("resolution_s", (local[1] - local[0]).total_seconds() if len(local) > 1 else 60))
+    k = max(1, -(-(b - a) // 2500))  # about 2,500 points: block maxima for the import, means for the rest
+    t = local[a:b][::k]
+    m = len(t)
+    has_bat = "soc" in ds and _numeric(ds, "p_battery_mw") is not None
+    fig = _new_figure(10.0, 6.2 if has_bat else 3.4)
+    axes = np.atleast_1d(fig.subplots(3 if has_bat else 1, 1, sharex=True,
+                                      gridspec_kw={"height_ratios": [2.2, 1.2, 1]} if has_bat else None))
+    ax = axes[0]
+    ax.plot(t, _reduce_steps(p_wo[a:b], k, "max")[:m], color="0.6", lw=0.7, label="import without the battery")
+    ax.plot(t, _reduce_steps(p[a:b], k, "max")[:m], color="tab:red", lw=0.8, label="grid import with the battery")
+    ax.axhline(cap, color="black", ls="--", lw=1.2, label=f"firm cap {_fmt_cap(cap)}")
+    ax.set_ylabel("power (MW)")
+    top = max(cap, float(np.nanmax(p_wo[a:b], initial=cap)), float(np.nanmax(p[a:b], initial=cap)))
+    ax.set_ylim(min(0.0, float(np.nanmin(p[a:b], initial=0.0))), 1.22 * top)
+    ax.legend(fontsize=7, ncols=3, loc="upper center")
+    ax.grid(alpha=0.3)
+    if has_bat:
+        pb = _reduce_steps(np.asarray(ds.p_battery_mw.values, float)[a:b], k, "mean")[:m]
+        axes[1].fill_between(t, np.maximum(pb, 0.0), 0, color="tab:green", lw=0, label="discharging (+)")
+        axes[1].fill_between(t, np.minimum(pb, 0.0), 0, color="tab:blue", lw=0, label="charging (-)")
+        if "p_shed_mw" in ds and float(np.nanmax(ds.p_shed_mw.values[a:b], initial=0.0)) > 0:
+            axes[1].plot(t, _reduce_steps(np.asarray(ds.p_shed_mw.values, float)[a:b], k, "max")[:m],
+                         color="tab:purple", lw=0.8, label="IT shed")
+        axes[1].set_ylabel("battery AC\npower (MW)")
+        axes[1].legend(fontsize=7, ncols=3, loc="upper right")
+        axes[1].grid(alpha=0.3)
+        axes[2].plot(t, _reduce_steps(np.asarray(ds.soc.values, float)[a:b], k, "mean")[:m], color="tab:olive",
+                     lw=0.9)
+        axes[2].set_ylabel("SOC (-)")
+        axes[2].set_ylim(0, 1)
+        axes[2].grid(alpha=0.3)
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(tz=local.tz)
+    axes[-1].xaxis.set_major_locator(locator)
+    axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=local.tz))
+    axes[-1].set_xlabel(f"local time ({tz})")
+    day0 = local[a].strftime("%Y-%m-%d")
+    block = f" (maxima of {k * dt_s / 60.0:g}-min blocks; the battery and SOC panels: their means)" if k > 1 else ""
+    return {"title": f"Worst week ({day0} to {local[b - 1].strftime('%Y-%m-%d')}): grid import against the firm cap, "
+                     f"battery power and SOC",
+            "png": _png(fig),
+            "caption": f"The seven local days with the most energy above the {_fmt_cap(cap)} cap without the battery "
+                       f"(or, with none, the highest import). Grey: {wo_text}; red: grid import with the battery"
+                       f"{block}; dashed: the firm cap. "
+                       + ("Middle: battery AC power at the PCS terminals (+ discharging); bottom: mean SOC of the "
+                          "containers." if has_bat else "")}
+
+
+def _ts_duration_figure(ds: xr.Dataset, f: dict, cap: float) -> dict | None:
+    imp = _numeric(ds, "p_import_mw")
+    if imp is None or imp.dims != ("time",):
+        return None
+    dt_h = float(ds.attrs.get("resolution_s", 60.0)) / 3600.0
+    fig = _new_figure(8.0, 4.0)
+    ax = fig.subplots()
+    p_wo, wo_text = _without_battery_mw(ds)
+    for vals, label, color in ((p_wo, "without the battery", "0.6"), (np.asarray(imp.values, float),
+                                                                     "grid import with the battery", "tab:red")):
+        v = np.sort(vals[np.isfinite(vals)])[::-1]
+        if not v.size:
+            continue
+        pos = np.unique(np.concatenate((np.linspace(0, v.size - 1, 2000).astype(int),
+                                        [np.searchsorted(-v, -cap)] if v[0] > cap else [])).clip(0, v.size - 1))
+        ax.plot(pos * dt_h, v[pos], color=color, lw=1.2, label=label)
+    ax.axhline(cap, color="black", ls="--", lw=1.2, label=f"firm cap {_fmt_cap(cap)}")
+    ax.set_xlabel("hours of the period at or above the power (h)")
+    ax.set_ylabel("power at the point of connection (MW)")
+    ax.set_xlim(0, None)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    hours = f.get("cap_exceeded_minutes", 0.0) / 60.0
+    return {"title": "Grid import duration curve", "png": _png(fig),
+            "caption": f"Grid import sorted from highest to lowest against the {_fmt_cap(cap)} firm cap: above it "
+                       f"for {hours:,.1f} h of the period with the battery. Grey: {wo_text}."}
+
+
+def _ts_monthly_bills(case, ds: xr.Dataset) -> pd.DataFrame | None:
+    """Monthly bills (CNY) with and without the battery, from the tariff (:func:`twin.tariff.bill`)."""
+    from . import tariff as tariff_mod
+
+    imp = _numeric(ds, "p_import_mw")
+    if imp is None or imp.dims != ("time",) or ds.sizes["time"] < 2:
+        return None
+    tar = tariff_mod.load_tariff(case)
+    index = pd.DatetimeIndex(ds.time.values)
+    index = index.tz_localize("UTC") if index.tz is None else index
+    q = np.nan_to_num(np.asarray(ds.q_import_mvar.values, float)) if "q_import_mvar" in ds else None
+    with_b = tariff_mod.bill(tar, index, np.nan_to_num(np.asarray(imp.values, float)), q)["monthly"]
+    p_wo, _ = _without_battery_mw(ds)
+    q_wo = q
+    if q is not None and "q_container_mvar" in ds:
+        q_wo = q + np.nan_to_num(np.asarray(ds.q_container_mvar.values, float)).sum(axis=1)
+    if "q_import_without_battery_mvar" in ds:
+        q_wo = np.asarray(ds.q_import_without_battery_mvar.values, float)
+    wo = tariff_mod.bill(tar, index, p_wo, q_wo)["monthly"]
+    return pd.DataFrame({"with_battery_cny": with_b["total_cny"], "without_battery_cny": wo["total_cny"],
+                         "with_energy_cny": with_b["energy_cny"], "with_demand_cny": with_b["demand_cny"],
+                         "without_energy_cny": wo["energy_cny"], "without_demand_cny": wo["demand_cny"]})
+
+
+def _ts_bill_figure(bills: pd.DataFrame | None, f: dict) -> dict | None:
+    if bills is None or not len(bills):
+        return None
+    fig = _new_figure(max(6.0, 0.6 * len(bills) + 3.0), 3.8)
+    ax = fig.subplots()
+    x = np.arange(len(bills))
+    for off, col, label, color in ((-0.2, "without_battery", "without the battery", "0.65"),
+                                   (0.2, "with_battery", "with the battery", "tab:blue")):
+        short = col.replace("_battery", "")
+        e, d = bills[f"{short}_energy_cny"] / 1e6, bills[f"{short}_demand_cny"] / 1e6
+        tot = bills[f"{col}_cny"] / 1e6
+        ax.bar(x + off, e, width=0.4, color=color, label=f"{label}: energy")
+        ax.bar(x + off, d, width=0.4, bottom=e, color=color, alpha=0.5, hatch="//", edgecolor="white",
+               label=f"{label}: maximum demand")
+        ax.bar(x + off, tot - e - d, width=0.4, bottom=e + d, color="tab:red", alpha=0.6,
+               label="power-factor adjustment" if off > 0 else None)
+    ax.set_xticks(x, bills.index, rotation=45 if len(bills) > 6 else 0, fontsize=8)
+    ax.set_xlim(-0.5 - 0.4 * (len(bills) < 4), len(bills) - 0.5 + 0.4 * (len(bills) < 4))
+    ax.set_ylabel("bill (million CNY)")
+    ax.grid(axis="y", alpha=0.3)
+    ax2 = ax.twinx()  # the saving is small against the bill: on its own axis
+    ax2.plot(x, (bills.without_battery_cny - bills.with_battery_cny) / 1e3, "kD", ms=5,
+             label="battery saving (right axis)")
+    ax2.axhline(0.0, color="black", lw=0.6, ls=":")
+    ax2.set_ylabel("battery saving (thousand CNY)")
+    handles, labels = [sum(z, []) for z in zip(ax.get_legend_handles_labels(), ax2.get_legend_handles_labels(),
+                                               strict=True)]
+    ax.legend(handles, labels, fontsize=7, ncols=2, loc="upper left",
+              bbox_to_anchor=(0, -0.18 if len(bills) > 6 else -0.12))
+    total_w, total_wo = float(bills.with_battery_cny.sum()), float(bills.without_battery_cny.sum())
+    return {"title": "Monthly electricity bills with and without the battery", "png": _png(fig),
+            "caption": f"Energy charge (solid), maximum-demand charge (hatched) and power-factor adjustment (red); "
+                       f"black diamonds: the battery's saving (bill without less bill with, right axis), "
+                       f"per local calendar month ({_n(len(bills), 'month')}), from the tariff; totals "
+                       f"{_cny(total_w)} with the battery, "
+                       f"{_cny(total_wo)} without (the study: {_cny(f.get('annual_cost_cny'))} and "
+                       f"{_cny(f.get('annual_cost_without_battery_cny'))}). A month the period only touches is billed "
+                       f"a full month's demand charge."}

@@ -92,13 +92,13 @@ def _monthly(series: pd.Series, tz: str, how: str) -> list[float]:
     return [float(out.get(m, np.nan)) for m in range(1, 13)]
 
 
-def run(case: Case, net=None) -> StudyResult:
+def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
     """Compute every driver over the case's year; see the module docstring."""
     s = case.spec
     tz = s.site.timezone
     index = year_index(case)
     dt_h = (index[1] - index[0]).total_seconds() / 3600.0
-    bar = tqdm(total=5, desc="drivers", unit="step", leave=False)
+    bar = tqdm(total=5, desc="drivers", unit="step", leave=False, disable=not progress)
 
     bar.set_postfix_str("weather")
     w = _weather(case, index)

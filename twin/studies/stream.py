@@ -108,7 +108,7 @@ def stream(case: Case, net=None, scenario: str | None = None, *, chunk_days: flo
 
     # 1-minute drivers (weather, PV, tariff: held over the minute) and the horizon
     case_min = with_drivers(case, resolution_s=60.0)
-    drv_all = drivers_study.run(case_min).dataset
+    drv_all = drivers_study.run(case_min, progress=progress).dataset
     start, end = period_bounds(case)
     t_min = pd.DatetimeIndex(drv_all.time.values).tz_localize("UTC")
     sel = np.flatnonzero((t_min >= start.tz_convert("UTC")) & (t_min < end.tz_convert("UTC")))

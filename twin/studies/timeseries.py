@@ -502,7 +502,7 @@ def run_scenario(case: Case, net=None, scenario: str | None = None, *, progress:
     name = NAME if scenario == case.spec.drivers.scenario else f"{NAME}_{scenario}"
     bar = tqdm(total=5, desc=f"timeseries {scenario}", unit="stage", disable=not progress, leave=False)
     bar.set_postfix_str("drivers")
-    drv_full = drivers_study.run(case_s).dataset
+    drv_full = drivers_study.run(case_s, progress=progress).dataset
     t_utc = pd.DatetimeIndex(drv_full.time.values).tz_localize("UTC")
     sel = (t_utc >= start.tz_convert("UTC")) & (t_utc < end.tz_convert("UTC"))
     drv = drv_full.isel(time=np.flatnonzero(sel))
@@ -610,6 +610,9 @@ def run_scenario(case: Case, net=None, scenario: str | None = None, *, progress:
     bar.set_postfix_str("economics and checks")
     tar = tariff_mod.load_tariff(case_s)
     econ = _economics(case_s, tar, index, ds, sim)
+    ds["p_import_without_battery_mw"] = ("time", econ["p_without_battery_mw"], attrs(
+        "MW", "grid import the campus would draw without the battery (no PCS, no container auxiliaries, no "
+              "shedding; losses from the loss model fitted on this study's load flows)"))
 
     # ---- checks and key figures
     chk = Checker(name, case_s.criteria.warn_margin_fraction)
@@ -663,6 +666,7 @@ def run_scenario(case: Case, net=None, scenario: str | None = None, *, progress:
                   spec.bms.t_discharge_max_degc, "degC", "BMS cell temperature limit (BMS parameter set)")
         r = ratings(case_s)
         pb = loop["p_battery_mw"]
+        soc_first = float(cont.soc_max)   # simulate() starts every horizon full
         dis = float(np.maximum(pb, 0).sum() * dt_h)
         chg = float(np.maximum(-pb, 0).sum() * dt_h)
         efc = dis / r.usable_ac_mwh if r.usable_ac_mwh else float("nan")
@@ -671,7 +675,9 @@ def run_scenario(case: Case, net=None, scenario: str | None = None, *, progress:
                        "battery_equivalent_full_cycles": efc,
                        "battery_equivalent_full_cycles_per_year": efc * 365.0 / days if days else float("nan"),
                        "battery_aux_mwh": float(loop["p_aux_mw"].sum() * dt_h),
-                       "battery_round_trip_ac": dis / chg if chg > 0 else float("nan"),
+                       # a round trip only when the SOC comes back to where it started (within 1 %)
+                       "battery_round_trip_ac": (dis / chg if chg > 0 and abs(loop["soc"][-1] - soc_first) < 0.01
+                                                 else float("nan")),
                        "soc_min": float(loop["soc"].min()), "soc_max": float(loop["soc"].max()),
                        "t_cell_max_degc": float(loop["t_cell_max_degc"].max()),
                        **_fade(index, loop, days)}
