@@ -49,7 +49,9 @@ from ._common import attrs, bus_band, finalize, loading_limit
 from .timeseries import (
     _SOLVE_CHUNK,
     NAME,
+    _claims,
     _economics,
+    _fade,
     _loss_model,
     _month_peak,
     _pcs_q,
@@ -158,7 +160,11 @@ def stream(case: Case, net=None, scenario: str | None = None, *, chunk_days: flo
     cap = s.supply.firm_import_cap_mw
     stats = {"import_max_mw": -np.inf, "import_min_mw": np.inf, "above_cap_s": 0.0, "t_cell_max_degc": -np.inf,
              "mismatch_max_mw": 0.0, "voltage_bad_s": 0.0, "not_converged": 0, "pf_min": np.inf,
-             "above_cap_mwh": 0.0, "events": 0, "run": 0, "longest": 0}
+             "above_cap_mwh": 0.0, "events": 0, "run": 0, "longest": 0, "line_over_s": 0.0, "trafo_over_s": 0.0,
+             "soc_bad_s": 0.0, "t_cell_bad_s": 0.0}
+    t_cell_min = np.empty((nc, n_min))
+    lim_line, _ = loading_limit(case, "line")
+    lim_trafo, _ = loading_limit(case, "trafo")
     m_win = int(round(tariff_mod.load_tariff(case).demand.window_min * 60.0 / dt_s))
     bands = [bus_band(case, str(r)) for r in net.bus.role]
     lo_b = np.array([b[0] for b in bands])
@@ -212,8 +218,11 @@ def stream(case: Case, net=None, scenario: str | None = None, *, chunk_days: flo
             vm_lo = np.fmin(vm_lo, np.nanmin(vm, axis=0))
             vm_hi = np.fmax(vm_hi, np.nanmax(vm, axis=0))
             stats["voltage_bad_s"] += float(((vm < lo_b) | (vm > hi_b)).any(axis=1).sum() * dt_s)
-            line_hi = np.fmax(line_hi, np.nanmax(r.line_loading_percent.values, axis=0))
+            ll = r.line_loading_percent.values
+            line_hi = np.fmax(line_hi, np.nanmax(ll, axis=0))
             tl = r.trafo_loading_percent.values
+            stats["line_over_s"] += float((ll > lim_line).any(axis=1).sum() * dt_s)
+            stats["trafo_over_s"] += float((tl > lim_trafo).any(axis=1).sum() * dt_s)
             trafo_hi = np.fmax(trafo_hi, np.nanmax(tl, axis=0))
             trafo_ld[c0:c1] = tl
             stats["not_converged"] += int((~r.converged.values).sum())
@@ -254,6 +263,12 @@ def stream(case: Case, net=None, scenario: str | None = None, *, chunk_days: flo
         for k, v in fine.items():
             mins[k][a:b] = _minute_means(v, per_min)
         mins["soc"][a:b] = loop["soc"][per_min - 1::per_min]
+        t_cell_min[:, a:b] = _minute_means(loop["t_cell_max_degc"].T, per_min).T
+        socc = loop["soc_container"]
+        stats["soc_bad_s"] += float(((socc < cont.soc_min - 1e-3) | (socc > cont.soc_max + 1e-3)).any(axis=0).sum()
+                                    * dt_s)
+        stats["t_cell_bad_s"] += float((loop["t_cell_max_degc"] > spec.bms.t_discharge_max_degc).any(axis=0).sum()
+                                       * dt_s)
         mins["q_container_mvar"][a:b] = _minute_means(q_c, per_min)
         trafo_min[a:b] = _minute_means(trafo_ld, per_min)
         bar.update(b - a)
@@ -304,8 +319,16 @@ def stream(case: Case, net=None, scenario: str | None = None, *, chunk_days: flo
         lim, crit = loading_limit(case, kind)
         for j, bname in enumerate(coords[kind]):
             chk.upper(sc, bname, "loading_max_percent", float(arr[j]), lim, "%", crit)
-    checks = chk.frame()
     dt_h_min = 1.0 / 60.0
+    days = n_min / 1440.0
+    claims = _claims(case, ds, {"emap": emap}, dt_h_min, cap, econ, chk, sc)
+    checks = chk.frame()
+    hot_bad = float("nan")
+    if th_ds is not None:
+        lim_hs = (th_ds.hot_spot_max_degc + th_ds.hot_spot_margin_k).values
+        hot_bad = float((th_ds.hot_spot_degc.values > lim_hs[:, None]).any(axis=0).sum())
+    dis_mwh = float(np.maximum(mins["p_battery_mw"], 0).sum() * dt_h_min)
+    chg_mwh = float(np.maximum(-mins["p_battery_mw"], 0).sum() * dt_h_min)
     pb = mins["p_battery_mw"]
     r_use = float(lin.energy_mwh * (lin.soc_max - lin.soc_min) * lin.eta_discharge)
     summary = {
@@ -338,6 +361,19 @@ def stream(case: Case, net=None, scenario: str | None = None, *, chunk_days: flo
         "shed_value_cny": econ["shed_value_cny"],
         "cable_loading_max_percent": float(np.nanmax(line_hi)),
         "transformer_hotspot_max_degc": float(th_ds.hot_spot_max_degc.max()) if th_ds is not None else float("nan"),
+        "transformer_loss_of_life_max_days": (float(th_ds.loss_of_life_days.values[:, -1].max()) if th_ds is not None
+                                              else float("nan")),
+        "line_overload_minutes": stats["line_over_s"] / 60.0, "trafo_overload_minutes": stats["trafo_over_s"] / 60.0,
+        "hot_spot_violation_minutes": hot_bad, "soc_violation_minutes": stats["soc_bad_s"] / 60.0,
+        "cell_temperature_violation_minutes": stats["t_cell_bad_s"] / 60.0,
+        "battery_equivalent_full_cycles_per_year": dis_mwh / r_use * 365.0 / days,
+        "battery_round_trip_ac": (dis_mwh / chg_mwh if chg_mwh > 0 and abs(mins["soc"][-1] - cont.soc_max) < 0.01
+                                  else float("nan")),
+        **_fade(index_min, {"soc": mins["soc"], "t_cell_max_degc": t_cell_min}, days),
+        **claims,
+        "loss_iterations": [{"iteration": "loss model", "steps_solved": model.samples, "rmse_kw": model.rmse_kw,
+                             "import_vs_dispatch_max_mw": stats["mismatch_max_mw"]}],
+        "loss_iteration_converged": bool(stats["mismatch_max_mw"] < ts.loss_tolerance_mw),
         "import_vs_dispatch_max_mw": stats["mismatch_max_mw"], "loss_model_rmse_kw": model.rmse_kw,
         "load_flow_not_converged_steps": stats["not_converged"],
         "timing_s": {"total": _time.perf_counter() - t_start, **timing},
