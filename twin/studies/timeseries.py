@@ -710,12 +710,7 @@ def run_scenario(case: Case, net=None, scenario: str | None = None, *, progress:
         "import_energy_mwh": bal["import_mwh"], "pv_energy_mwh": float(pv_after.sum() * dt_h),
         "losses_energy_mwh": bal["losses_mwh"],
         **summary_bat,
-        "annual_cost_cny": econ["with_battery"]["total_cny"],
-        "annual_cost_without_battery_cny": econ["without_battery"]["total_cny"],
-        "annual_savings_cny": econ["savings_cny"],
-        "savings_arbitrage_cny": econ["savings_energy_cny"], "savings_demand_cny": econ["savings_demand_cny"],
-        "savings_power_factor_cny": econ["savings_pf_cny"], "savings_pv_cny": econ["savings_pv_cny"],
-        "shed_value_cny": econ["shed_value_cny"], "loss_model_rmse_kw": econ["loss_model_rmse_kw"],
+        **_economic_figures(econ), "loss_model_rmse_kw": econ["loss_model_rmse_kw"],
         "transformer_hotspot_max_degc": hot_max,
         "transformer_loss_of_life_max_days": float(th.loss_of_life_days.values[:, -1].max()) if th is not None
         else float("nan"),
@@ -765,6 +760,15 @@ def _month_peak(load_mw: np.ndarray, time_utc, tz: str, m: int) -> np.ndarray:
     month = pd.DatetimeIndex(time_utc).tz_localize("UTC").tz_convert(tz).to_period("M").asi8
     peak = pd.Series(wm).groupby(month).transform("max").to_numpy()
     return peak
+
+
+def _economic_figures(econ: dict) -> dict:
+    """The key figures of :func:`_economics` for ``summary.json`` (CNY over the period)."""
+    return {"annual_cost_cny": econ["with_battery"]["total_cny"],
+            "annual_cost_without_battery_cny": econ["without_battery"]["total_cny"],
+            "annual_savings_cny": econ["savings_cny"], "savings_arbitrage_cny": econ["savings_energy_cny"],
+            "savings_demand_cny": econ["savings_demand_cny"], "savings_power_factor_cny": econ["savings_pf_cny"],
+            "savings_pv_cny": econ["savings_pv_cny"], "shed_value_cny": econ["shed_value_cny"]}
 
 
 def _economics(case: Case, tar, index: pd.DatetimeIndex, ds: xr.Dataset, sim: dict) -> dict:
