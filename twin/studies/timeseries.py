@@ -312,6 +312,9 @@ def simulate(case: Case, net, drv: xr.Dataset, *, progress: bool = True) -> dict
     control = int(round(ts.control_interval_min / dt_min))
     ceiling = np.full(n, np.inf)   # import up to which the battery may charge ([timeseries] charge_limit)
 
+    plans: dict = {}   # the LP's day-ahead schedules, made in the first pass and kept (the loss iteration refines
+    # the real-time dispatch; a day-ahead LP is degenerate enough that a kW of forecast moves its schedule by MW)
+
     def run_loop(losses, with_progress=False):
         th = spec.thermal
         t_init = float(np.clip(t_out[0], th.t_set_heat_degc, th.t_set_cool_degc)) if th else float(t_out[0])
@@ -322,7 +325,7 @@ def simulate(case: Case, net, drv: xr.Dataset, *, progress: bool = True) -> dict
         return closed_loop(base + losses, t_out, dt_min, lin, settings, system, pcs, aux_idle_mw=aux_idle,
                            periods=periods, price_cny_per_kwh=prices, forecast_mw=fc, strategy=ts.strategy,
                            p_shed_max_mw=shed_max, charge_ceiling_mw=ceiling, control_steps=control,
-                           progress=with_progress)
+                           progress=with_progress, plans=plans)
 
     history = []
     losses = np.zeros(n)
@@ -502,7 +505,9 @@ def run_scenario(case: Case, net=None, scenario: str | None = None, *, progress:
     name = NAME if scenario == case.spec.drivers.scenario else f"{NAME}_{scenario}"
     bar = tqdm(total=5, desc=f"timeseries {scenario}", unit="stage", disable=not progress, leave=False)
     bar.set_postfix_str("drivers")
+    t_drv = _time.perf_counter()
     drv_full = drivers_study.run(case_s, progress=progress).dataset
+    t_drv = _time.perf_counter() - t_drv
     t_utc = pd.DatetimeIndex(drv_full.time.values).tz_localize("UTC")
     sel = (t_utc >= start.tz_convert("UTC")) & (t_utc < end.tz_convert("UTC"))
     drv = drv_full.isel(time=np.flatnonzero(sel))
@@ -718,7 +723,8 @@ def run_scenario(case: Case, net=None, scenario: str | None = None, *, progress:
         "load_flow_not_converged_steps": int((~nr["converged"].astype(bool)).sum()),
         "loss_iterations": sim["iterations"], "loss_iteration_converged": sim["converged"],
         **claims,
-        "timing_s": {"total": _time.perf_counter() - t_start, "coupled_simulation": t_sim, "thermal": t_th},
+        "timing_s": {"total": _time.perf_counter() - t_start, "drivers": t_drv, "coupled_simulation": t_sim,
+                     "thermal": t_th},
     }
     if n * dt_h < 24 * 360:
         summary["note"] = (f"the period covers {n * dt_h / 24:.1f} days, not a year: 'annual_*' figures are for "
