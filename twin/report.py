@@ -1453,8 +1453,8 @@ def _ts_duration_figure(ds: xr.Dataset, f: dict, cap: float) -> dict | None:
         v = np.sort(vals[np.isfinite(vals)])[::-1]
         if not v.size:
             continue
-        pos = np.unique(np.concatenate((np.linspace(0, v.size - 1, 2000).astype(int),
-                                        [np.searchsorted(-v, -cap)] if v[0] > cap else [])).clip(0, v.size - 1))
+        at_cap = np.array([np.searchsorted(-v, -cap)] if v[0] > cap else [], dtype=int)
+        pos = np.unique(np.concatenate((np.linspace(0, v.size - 1, 2000).astype(int), at_cap)).clip(0, v.size - 1))
         ax.plot(pos * dt_h, v[pos], color=color, lw=1.2, label=label)
     ax.axhline(cap, color="black", ls="--", lw=1.2, label=f"firm cap {_fmt_cap(cap)}")
     ax.set_xlabel("hours of the period at or above the power (h)")

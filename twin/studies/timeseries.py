@@ -162,9 +162,9 @@ def check(case: Case) -> None:
     ts = case.spec.timeseries
     step_min = case.spec.drivers.resolution_s / 60.0
     steps = ts.control_interval_min / step_min
-    if abs(steps - round(steps)) > 1e-9 or round(steps) < 1:
+    if steps > 1 + 1e-9 and abs(steps - round(steps)) > 1e-9:
         raise CaseError(f"{case.path}: [timeseries] control_interval_min ({ts.control_interval_min:g}) must be a "
-                        f"whole number of steps of {step_min:g} min")
+                        f"whole number of steps of {step_min:g} min (or at most one step)")
     if ts.strategy == "lp" and (1440.0 / step_min) % 1:
         raise CaseError(f"{case.path}: [timeseries] strategy 'lp' needs a step that divides a day")
 
@@ -309,7 +309,7 @@ def simulate(case: Case, net, drv: xr.Dataset, *, progress: bool = True) -> dict
         soc0 = float(cont.soc_max)  # the horizon starts with the battery full
         if ts.strategy == "lp":
             fc_base = base if ts.forecast == "perfect" else persistence_forecast(base, dt_min)
-    control = int(round(ts.control_interval_min / dt_min))
+    control = max(1, int(round(ts.control_interval_min / dt_min)))   # a step longer than the interval: 1
     ceiling = np.full(n, np.inf)   # import up to which the battery may charge ([timeseries] charge_limit)
 
     plans: dict = {}   # the LP's day-ahead schedules, made in the first pass and kept (the loss iteration refines
@@ -586,7 +586,7 @@ def run_scenario(case: Case, net=None, scenario: str | None = None, *, progress:
             "t_container_air_degc": (("time", "container"), loop["t_air_degc"].T.astype(f32),
                                      attrs("degC", "container air temperature")),
             "bms_flag": (("time", "container"), loop["flag"].T, attrs("1", "battery model limit flags")),
-            "ems_rule": ("time", loop["rule"], {"long_name": "EMS rule that set the battery power",
+            "ems_rule": ("time", loop["rule"], {"units": "1", "long_name": "EMS rule that set the battery power",
                                                 "flag_values": list(range(len(RULES))),
                                                 "flag_meanings": " ".join(RULES)}),
         })
