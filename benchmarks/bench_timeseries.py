@@ -56,12 +56,10 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # the drivers' progress bar (tqdm >=
 import numpy as np  # noqa: E402
 from _common import cpu_model  # noqa: E402  (benchmarks/ is on the path when run as a script)
 from bench_network import (  # noqa: E402
-    FAST_LOGGED,
     LOGGED,
     TWIN_OPTIONS,
     _vm_error,
-    islands,
-    motors_as_loads,
+    pandapower_fastest,
     pandapower_timeseries,
 )
 
@@ -157,23 +155,7 @@ def network_comparison(net, inj: dict, args, rng) -> dict:
     batch_us = float(np.median(runs)) / n * 1e6
 
     n_fast, n_tut = min(args.pp_fast_steps, n), min(args.pp_tutorial_steps, n)
-    fast_opts = dict(TWIN_OPTIONS, init="results", lightsim2grid=True)
-    net_l, inj_l = motors_as_loads(net, smp)
-    t_isl, err_isl = 0.0, 0.0
-    for sub in islands(net_l):
-        sub_inj = dict(smp)
-        for tbl in ("load", "motor", "sgen"):
-            cols = net_l[tbl].index.get_indexer(sub[tbl].index)
-            sub_inj[f"{tbl}_p_mw"] = inj_l[f"{tbl}_p_mw"][:, cols]
-            sub_inj[f"{tbl}_q_mvar"] = inj_l[f"{tbl}_q_mvar"][:, cols]
-        pandapower_timeseries(sub, sub_inj, 5, log_variables=FAST_LOGGED, runpp_options=fast_opts)  # warm-up
-        dt, ow = pandapower_timeseries(sub, sub_inj, n_fast, log_variables=FAST_LOGGED, runpp_options=fast_opts)
-        t_isl += dt
-        err_isl = max(err_isl, _vm_error(ow, ds, net, sub.bus.index, n_fast))
-    whole_opts = dict(TWIN_OPTIONS, init="results")
-    pandapower_timeseries(net_l, inj_l, 5, log_variables=FAST_LOGGED, runpp_options=whole_opts)  # warm-up
-    t_whole, ow = pandapower_timeseries(net_l, inj_l, n_fast, log_variables=FAST_LOGGED, runpp_options=whole_opts)
-    err_whole = _vm_error(ow, ds, net, net_l.bus.index, n_fast)
+    t_isl, err_isl, t_whole, err_whole = pandapower_fastest(net, smp, n_fast, ds)
     t_tut, ow = pandapower_timeseries(net, smp, n_tut, log_variables=LOGGED, runpp_options=dict(TWIN_OPTIONS,
                                                                                                   init="dc"),
                                       default_writer=True)
