@@ -122,7 +122,7 @@ def _cmd_list() -> int:
 
 def _print_summary(summary: dict, out: Path) -> None:
     for name, fig in summary["studies"].items():
-        print(f"  {name:14s} {fig.get('checks', 0):5d} checks: {fig.get('pass', 0)} PASS, {fig.get('warn', 0)} WARN, "
+        print(f"  {name:30s} {fig.get('checks', 0):5d} checks: {fig.get('pass', 0)} PASS, {fig.get('warn', 0)} WARN, "
               f"{fig.get('fail', 0)} FAIL")
     print(f"results in {out}/ (summary.json, checks.csv, report.html)")
 
