@@ -385,7 +385,7 @@ def test_period_year_becomes_the_drivers_year_and_a_case_period_must_lie_in_it(s
     assert (start, end) == (pd.Timestamp("2024-01-01", tz=tz), pd.Timestamp("2024-01-02", tz=tz))
     for period, words in (("2024-01-01/2024-01-02", ["'2024-01-01/2024-01-02'", "2025"]),
                           ("2024", ["2024", "[drivers] year 2025"])):
-        p = write_variant(tmp_path, "[drivers]\n", f'[timeseries]\nperiod = "{period}"\n\n[drivers]\n')
+        p = write_variant(tmp_path, "[timeseries]\n", f'[timeseries]\nperiod = "{period}"\n')
         case = load_case(str(p))
         with pytest.raises(CaseError) as e:
             timeseries.period_bounds(case)
