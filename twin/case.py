@@ -620,6 +620,25 @@ class TimeseriesStudy(_Strict):
     max_iterations: int = Field(6, ge=1, le=50, description="most network solves of the loss iteration")
 
 
+class SwitchoverStudy(_Strict):
+    """Options of the loss-of-mains study (``twin study switchover``, :mod:`twin.studies.switchover`); all optional."""
+
+    dynamics: ModelRef = Field("campus_default", description="dynamic models, models/dynamics/<name>.toml")
+    operating_points: list[Name] | None = Field(None, description="operating points at which the mains are lost "
+                                                "(default: every one with the battery in service)")
+    t_event_s: float = Q("time of the event after the start of the simulation in s", gt=0, le=10, default=0.1)
+    t_end_s: float = Q("simulated time in s", gt=0.1, le=60, default=2.0)
+    step_ms: float = Q("fixed integration step in ms", ge=0.05, le=10, default=1.0)
+    ups_halls: list[Name] = Field(default_factory=list, description="halls whose IT load is behind an online UPS")
+    shed_delays_ms: list[float] = Field([0.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0], min_length=1,
+                                        description="action delays of the load shedding (GPU power capping) "
+                                                    "searched, in ms")
+    return_to_grid_s: float = Q("time after the event at which the grid returns (resynchronisation study), s",
+                                gt=0, le=60, default=1.0)
+    island_frequency_band_hz: float = Q("island frequency limit: largest deviation from nominal in Hz (GB/T "
+                                        "15945-2008 small systems: 0.5 Hz)", gt=0, le=5, default=0.5)
+
+
 class CaseSpec(_Strict):
     case: CaseMeta
     site: Site
@@ -636,6 +655,7 @@ class CaseSpec(_Strict):
     drivers: Drivers = Drivers()
     battery_study: BatteryStudy = BatteryStudy()
     timeseries: TimeseriesStudy = TimeseriesStudy()
+    switchover: SwitchoverStudy = SwitchoverStudy()
 
 
 # --------------------------------------------------------------------------------------------------------------

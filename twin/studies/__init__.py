@@ -25,7 +25,8 @@ class StudyResult:
 
 # study name -> module under twin.studies, in the order ``twin run`` runs them (imported when used)
 STUDIES = {"loadflow": "loadflow", "shortcircuit": "shortcircuit", "contingency": "contingency",
-           "drivers": "drivers", "battery": "battery", "timeseries": "timeseries"}
+           "drivers": "drivers", "battery": "battery", "timeseries": "timeseries",
+           "switchover": "switchover"}
 
 
 def names() -> list[str]:
