@@ -31,7 +31,7 @@ V_HYST = 0.05  # pu: a browned-out PSU or drive restarts drawing power above its
 # detection settings
 D_UV, D_UV_T, D_OV, D_OV_T, D_DF, D_DF_T, D_TT, D_F0, D_SYNC_ANG, D_SYNC_V, D_SYNC_F, D_SYNC_GAIN, N_D = range(13)
 # events
-EV_SOURCE, EV_TOPOLOGY, EV_FAULT, EV_SHED, EV_TRANSFER_TRIP, EV_RESYNC = range(6)
+EV_SOURCE, EV_TOPOLOGY, EV_FAULT, EV_SHED, EV_TRANSFER_TRIP, EV_RESYNC, EV_SOURCE_PHASE = range(7)
 # recorded per inverter
 R_P, R_Q, R_I, R_MODE, R_F, N_RI = range(6)
 # recorded per hall
@@ -179,6 +179,8 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                 tt_step = k + int(round(det[D_TT] / dt))
             elif kind == EV_RESYNC:
                 resync[j] = True
+            elif kind == EV_SOURCE_PHASE:
+                src_e[j] = src_e[j] * np.exp(1j * np.radians(ev_val[ev]))
             ev += 1
 
         any_src = False

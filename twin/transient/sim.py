@@ -54,7 +54,7 @@ VALIDITY = ("RMS phasor simulation at nominal frequency: valid from about one cy
             "energy balance")
 
 EVENT_KINDS = {"source": K.EV_SOURCE, "topology": K.EV_TOPOLOGY, "fault": K.EV_FAULT, "shed": K.EV_SHED,
-               "transfer_trip": K.EV_TRANSFER_TRIP, "resync": K.EV_RESYNC}
+               "transfer_trip": K.EV_TRANSFER_TRIP, "resync": K.EV_RESYNC, "source_phase": K.EV_SOURCE_PHASE}
 FAULT_Y_PU = 1e5  # a bolted fault: 10 micro-ohm-pu to earth (per unit on 1 MVA)
 
 
@@ -63,7 +63,8 @@ class Event:
     """An event at an exact time.
 
     ``kind``: ``"source"`` (target: an incomer name; value 0 disconnects the utility, v > 0 connects it at v times
-    its pre-event voltage), ``"topology"`` (target ``"coupler_closed"`` or ``"as_built"``), ``"fault"`` (target: a
+    its pre-event voltage), ``"source_phase"`` (target: an incomer; value: a step of its voltage angle in degrees),
+    ``"topology"`` (target ``"coupler_closed"`` or ``"as_built"``), ``"fault"`` (target: a
     bus name; value 1 applies a bolted three-phase fault, 0 clears it), ``"shed"`` (value: fraction of the IT load
     capped, 0-1), ``"transfer_trip"`` (the incomer breaker's signal to the PCS), ``"resync"`` (target: the incomer
     whose grid has returned; the grid-forming PCS synchronise to it and the incomer closes on synchro-check).
@@ -358,7 +359,7 @@ def _events(plant: Plant, events, dt: float, n_steps: int):
             raise ValueError(f"event {e.kind} at {e.t_s} s: not on the {dt * 1e3:g} ms step grid (events happen at "
                              "exact step times)")
         idx = 0
-        if e.kind in ("source", "resync"):
+        if e.kind in ("source", "resync", "source_phase"):
             if e.target not in plant.src["names"]:
                 raise ValueError(f"event {e.kind}: no incomer {e.target!r} (have {plant.src['names']})")
             idx = plant.src["names"].index(e.target)
@@ -443,7 +444,7 @@ def simulate(plant: Plant, events, *, t_end_s: float | None = None, step_ms: flo
     flt_bus = np.arange(n, dtype=np.int64)
     flt_y = np.full(n, FAULT_Y_PU + 0j)
     n_nc = K.simulate(red.y_pu, red.components, 0, plant.v0.astype(complex), dt, n_steps, int(record_every),
-                      src["bus"], src["y"].astype(complex), src["e"].astype(complex), src["on"],
+                      src["bus"], src["y"].astype(complex), src["e"].astype(complex).copy(), src["on"],
                       inv["f"], j, inv["i0"].astype(complex), inv["th0"],
                       ld["bus"], ld["f"], mo["bus"], mo["f"],
                       hall["bus"], hall["nf"], hall["ilimp"], hall["f"], hall["wmax"].copy(), hall["wmax"], hall["p"],
