@@ -34,7 +34,7 @@ from ..transient.itic import duration_curve_check, itic_check, overload_check
 from ..transient.params import load_dynamics
 from ..transient.sim import VALIDITY, Event, Plant, build_plant, simulate
 from . import StudyResult
-from ._common import finalize
+from ._common import bus_band, finalize
 
 NAME = "switchover"
 ITIC_CRIT = "ITIC (CBEMA) 2000 at the IT equipment input (REFERENCE.md, M-H)"
@@ -194,6 +194,11 @@ def _check_lom(chk: Checker, scen: str, ds: xr.Dataset, plant: Plant, case: Case
             fl = int(ds.battery_flags.sel(container=c).max())
             chk.upper(scen, c, "BMS limit flags", float(fl), 0.0, "1", BMS_CRIT)
     lost = _lost(ds, plant)
+    lv_lo, _, _ = bus_band(case, "lv_board", emergency=True)
+    chk.lower(scen, "hall LV boards", "lowest voltage after one cycle", vmin, lv_lo, "pu",
+              "LV emergency band (criteria file), judged from one cycle after the event (RMS validity)")
+    chk.upper(scen, "servers", "PSU dropout", lost["it_mw"], 0.0, "MW", "server PSU hold-up (REFERENCE.md: 10 ms at "
+              "100 %, 12 ms at 70 % load)")
     chk.upper(scen, "campus", "load lost", lost["total_mw"], 0.0, "MW", "no load lost on loss of mains (the seed's "
               "'seamless backup' claim)")
     return {"itic_pass": bool(it["pass"].all()), "itic_margin_ms_min": float(it.margin_ms_min.min()),
@@ -243,6 +248,9 @@ def run(case: Case, net=None, *, progress: bool = False) -> StudyResult:
 
     best = _bisect(ok_scale, 0.02, 1.0, n=7)
     pickup_mw = _campus_load_mw(cache[best]) if best is not None else 0.0
+    design_mw = per_op[design]["campus_load_mw"]
+    chk.lower("island pick-up", "campus", "largest load the island carries", pickup_mw, design_mw, "MW",
+              f"the design point's load ({design}) carried through loss of mains without shedding")
     bar.update()
     # 3. shedding at the design point: the capping (or, beyond it, shedding of IT load) needed for each delay
     shed_max = _max_shed_fraction(case)
@@ -278,6 +286,9 @@ def run(case: Case, net=None, *, progress: bool = False) -> StudyResult:
         chk.lower(f"bus transfer, {inc} lost", f"{h} supply", "ITIC margin", float(bt_it.sel(element=h).margin_ms_min),
                   0.0, "ms", ITIC_CRIT)
     bt_lost = _lost(bt, dp)
+    chk.upper(f"bus transfer, {inc} lost", "campus", "load lost (motors, drives, servers)", bt_lost["total_mw"], 0.0,
+              "MW", "automatic bus transfer without load loss (DOL contactors drop out in a long dead time)",
+              advisory=True)
     boards = sorted({b for bs in dp.hall["boards"] for b in bs})
     dip = duration_curve_check(bt.time.to_numpy(), bt.vm_pu.sel(bus=boards).to_numpy(), [0.9], [np.inf],
                                names=boards)
