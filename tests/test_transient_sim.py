@@ -163,3 +163,37 @@ def test_psu_hold_up_fit_meets_both_points():
 def test_bad_events_are_rejected(plant, event, message):
     with pytest.raises(ValueError, match=message):
         simulate(plant, [event], t_end_s=1.0)
+
+
+def test_online_ups_carries_the_servers_through_loss_of_mains(case, net, plant):
+    """With every hall behind an online UPS the servers ride through at full load; the island keeps the cooling
+    running while the UPS rectifiers walk in."""
+    pl = build_plant(case, net, "training_peak", ups_halls=[h.name for h in case.spec.halls], like=plant)
+    ds = simulate(pl, lom(pl), t_end_s=2.0, battery_dc=False)
+    assert float(ds.hall_lost_mw.max()) == 0.0
+    assert float(ds.hall_supply_v_pu.min()) == 1.0
+    assert bool(ds.motor_on.isel(time=-1).all())
+    boards = [b for bs in pl.hall["boards"] for b in bs]
+    assert float(ds.vm_pu.sel(bus=boards).isel(time=-1).min()) > 0.9
+    with pytest.raises(ValueError, match="no hall"):
+        build_plant(case, net, "training_peak", ups_halls=["H9"], like=plant)
+
+
+def test_bad_dynamics_file_is_rejected_with_file_and_key(case, tmp_path):
+    import shutil
+
+    from twin.case import CaseError
+    from twin.transient.params import load_dynamics
+
+    root = tmp_path / "proj"
+    (root / "models" / "dynamics").mkdir(parents=True)
+    shutil.copy(case.path, root / "campus.toml")
+    text = (case.path.parents[1] / "models" / "dynamics" / "campus_default.toml").read_text()
+    (root / "models" / "dynamics" / "bad.toml").write_text(text.replace("current_limit_pu = 1.2",
+                                                                        "current_limit_pu = 12.0"))
+    with pytest.raises(CaseError, match=r"bad\.toml.*pcs\.current_limit_pu"):
+        load_dynamics(load_case(root / "campus.toml"), "bad")
+    (root / "models" / "dynamics" / "bad2.toml").write_text(text.replace("overload_time_s = [600.0, 60.0, 0.2]",
+                                                                         "overload_time_s = [0.2, 60.0, 600.0]"))
+    with pytest.raises(CaseError, match="overload_time_s"):
+        load_dynamics(load_case(root / "campus.toml"), "bad2")

@@ -26,7 +26,7 @@ C_P, C_TAN, C_ILIMP, C_VBO, C_VTRIP, C_TRIDE, C_TREC, N_C = range(8)
 # motors
 (M_RS, M_XS, M_XM, M_RR, M_XR, M_K, M_H, M_TM0, M_S0, M_YC_RE, M_YC_IM, M_EXP, M_VDROP, M_TDROP, N_M) = range(15)
 # halls (PSUs): float columns
-H_TAN, H_VBO, H_FMIN, H_FMAX, H_REC, H_UPS, H_TREC, N_H = range(8)
+H_TAN, H_VBO, H_FMIN, H_FMAX, H_REC, H_UPS, H_TREC, H_WALK, N_H = range(9)
 V_HYST = 0.05  # pu: a browned-out PSU or drive restarts drawing power above its brown-out voltage plus this
 # detection settings
 D_UV, D_UV_T, D_OV, D_OV_T, D_DF, D_DF_T, D_TT, D_F0, D_SYNC_ANG, D_SYNC_V, D_SYNC_F, D_SYNC_GAIN, N_D = range(13)
@@ -49,7 +49,7 @@ def _motor_y(rs, xs, xm, rr, xr, s):
 
 
 @njit(cache=True)
-def _psu_alloc(hall_bus, nf, ilimp, vmag, fok, feed_on, demand, alloc):
+def _psu_alloc(hall_bus, nf, ilimp, vmag, fok, feed_on, ramp, demand, alloc):
     """Share a hall's demand over its feeds within their current limits (dual-corded servers); return supplied."""
     d = 0.0
     for g in range(demand.shape[0]):
@@ -57,7 +57,7 @@ def _psu_alloc(hall_bus, nf, ilimp, vmag, fok, feed_on, demand, alloc):
     cap = np.zeros(nf)
     for f in range(nf):
         v = vmag[hall_bus[f]]
-        cap[f] = ilimp[f] * v if (feed_on[f] and fok) else 0.0
+        cap[f] = ilimp[f] * v * ramp[f] if (feed_on[f] and fok) else 0.0
     share = d / nf
     spill = 0.0
     spare = 0.0
@@ -137,6 +137,7 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
     ld_bt = np.zeros(n_ld)
     feed_on = np.ones(hall_bus.shape, dtype=np.bool_)
     feed_t = np.zeros(hall_bus.shape)
+    feed_ramp = np.ones(hall_bus.shape)   # rectifier walk-in after a restart (UPS), 1 = full input allowed
     n_comp = 0
     for t_ in range(comp.shape[0]):
         for b in range(n):
@@ -305,10 +306,13 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                         if vm < hall_f[h, H_VBO]:
                             feed_on[h, f] = False
                             feed_t[h, f] = 0.0
+                        elif feed_ramp[h, f] < 1.0:
+                            feed_ramp[h, f] = min(1.0, feed_ramp[h, f] + dt / hall_f[h, H_WALK])
                     else:
                         feed_t[h, f] = feed_t[h, f] + dt if vm >= hall_f[h, H_VBO] + V_HYST else 0.0
                         if feed_t[h, f] >= hall_f[h, H_TREC] - 1e-12:
                             feed_on[h, f] = True
+                            feed_ramp[h, f] = 0.0 if hall_f[h, H_WALK] > 0.0 else 1.0
             for c in range(n_ld):
                 vm = vmp[ld_bus[c]]
                 if not ld_bo[c]:
@@ -434,7 +438,8 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                         pout = grp_p[h, g] * (1.0 - shed)
                         demand[g] = pout + (hall_f[h, H_REC] * pout if w[h, g] < grp_wmax[h, g] else 0.0)
                 nf = hall_nf[h]
-                tot, d = _psu_alloc(hall_bus[h], nf, hall_ilimp[h], vmag, fok_h, feed_on[h], demand, alloc)
+                tot, d = _psu_alloc(hall_bus[h], nf, hall_ilimp[h], vmag, fok_h, feed_on[h], feed_ramp[h], demand,
+                                    alloc)
                 ratio[h] = tot / d if d > 0 else 1.0
                 for f in range(nf):
                     feed_p[h, f] = alloc[f]
