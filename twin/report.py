@@ -6,7 +6,10 @@ case identity (title, site, SHA-256, library versions), an overview of PASS/WARN
 findings in words (grid import against the firm cap, worst voltage, worst loading, short-circuit margin, N-1 load
 lost), the single-line diagram, result figures, the battery study's section, the year in the loop (the
 timeseries study: per load scenario, findings in words, a table of key figures with units, the worst week, the import
-duration curve and the monthly bills with and without the battery), the FAIL and WARN rows and, folded away, every
+duration curve and the monthly bills with and without the battery), the loss of mains (the switchover study: the
+simulator's validity, the seed's claim of a seamless switchover checked, the bus transfer, island fault and return to
+grid in words, key figures with units, one row per operating point, the first 0.5 s after the loss of mains, shedding
+against its action delay, the bus transfer and the return to grid), the FAIL and WARN rows and, folded away, every
 check row. A year at 1-minute steps (525,600 steps) is reduced before it is drawn (block maxima and means of the
 worst week, a duration curve sampled at 2,000 points, monthly bills), so the page takes seconds, not minutes.
 :func:`render_html` returns the same page as a string (for a notebook: ``IPython.display.HTML``).
@@ -115,6 +118,8 @@ def render_html(case, summary: dict, checks: pd.DataFrame, datasets: dict[str, x
     battery = _battery_section(case, checks, datasets.get("battery"), (summary.get("studies") or {}).get("battery"),
                                cap, warn_frac)
     timeseries = _timeseries_section(case, checks, datasets, summary.get("studies") or {}, cap)
+    switchover = _switchover_section(case, checks, datasets.get("switchover"),
+                                     (summary.get("studies") or {}).get("switchover"))
     sld = _sld_figure(net, datasets.get("loadflow"))
     figures = [f for f in (_voltage_figure(case, datasets.get("loadflow")),
                            _import_figure(datasets.get("loadflow"), cap),
@@ -150,6 +155,7 @@ def render_html(case, summary: dict, checks: pd.DataFrame, datasets: dict[str, x
         findings=findings,
         battery=battery,
         timeseries=timeseries,
+        switchover=switchover,
         notes=_empty_variables(datasets),
         op_table=_op_table(case, checks, datasets.get("loadflow"), cap, warn_frac),
         key_figures=_key_figures(summary),
@@ -451,6 +457,7 @@ def _findings(case, checks: pd.DataFrame, datasets: dict, net, cap: float, warn_
     out += _drivers_findings(case, summary_studies.get("drivers"), cap)
     out += _battery_headline(checks, summary_studies.get("battery"), cap)
     out += _timeseries_headline(checks, summary_studies, cap)
+    out += _switchover_headline(checks, summary_studies.get("switchover"))
     covered = set()
     for f in out:  # a finding covers one (study, quantity) or a list of them
         c = f.get("covers")
@@ -1530,3 +1537,427 @@ def _ts_bill_figure(bills: pd.DataFrame | None, f: dict) -> dict | None:
                        f"{_cny(total_wo)} without (the study: {_cny(f.get('annual_cost_cny'))} and "
                        f"{_cny(f.get('annual_cost_without_battery_cny'))}). A month the period only touches is billed "
                        f"a full month's demand charge."}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# loss of mains (switchover study): switchover to the battery, island, bus transfer, island fault, return to grid
+
+_SW_CLAIM_QUANTITIES = ["load lost", "IT reduction needed at once"]
+_SW_FAULT_QUANTITIES = ["fault current vs short-time trip"]
+
+
+def _sw_figures(fig: dict | None) -> dict | None:
+    """The switchover study's key figures (summary.json's nulls back to NaN), or None if it did not run."""
+    if not fig or "island_survives_without_shedding" not in fig:
+        return None
+
+    def nan(v):
+        if isinstance(v, dict):
+            return {k: nan(x) for k, x in v.items()}
+        return float("nan") if v is None else v
+
+    return {k: nan(v) for k, v in fig.items()}
+
+
+def _sw_status(checks: pd.DataFrame, quantities: list[str], scenario_prefix: str = "") -> str | None:
+    """Worst status of the switchover checks on ``quantities`` (scenarios starting with ``scenario_prefix``)."""
+    rows = checks[(checks.study == "switchover") & checks.quantity.isin(quantities)
+                  & checks.scenario.str.startswith(scenario_prefix)]
+    if not len(rows):
+        return None
+    return min(rows.status, key=lambda s: _STATUS_ORDER.get(s, 9))
+
+
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _ms(v) -> str:
+    """A time in ms (``"3 ms"``, ``"12.5 ms"``)."""
+    return f"{float(v):.4g} ms" if _finite(v) else "n/a"
+
+
+def _yes_no(v, yes: str = "yes", no: str = "no") -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else (yes if v else no)
+
+
+def _sw_lost_by_point(f: dict) -> str:
+    per = f.get("per_operating_point") or {}
+    parts = [f"{op} {_fmt(r.get('load_lost_mw'), 'MW')}" for op, r in per.items() if isinstance(r, dict)]
+    return ", ".join(parts)
+
+
+def _sw_claim(checks: pd.DataFrame, f: dict) -> dict:
+    """The seed's claim 'millisecond-class seamless switchover on loss of mains', checked."""
+    design = f.get("design_operating_point", "?")
+    detect = (f" The PCS detect the islanding {_ms(f['islanding_detected_after_ms'])} after the loss of mains and "
+              f"form the island" if _finite(f.get("islanding_detected_after_ms")) else "")
+    if f["island_survives_without_shedding"]:
+        text = (f"Seed claim 'millisecond-class seamless switchover on loss of mains': held.{detect}; at every "
+                f"operating point studied the island carries the whole campus with no server, motor or drive lost "
+                f"(largest island pick-up {_fmt(f.get('max_island_pickup_mw'), 'MW')}, design campus load "
+                f"{_fmt(f.get('design_campus_load_mw'), 'MW')} at {design}).")
+        return dict(status=_sw_status(checks, _SW_CLAIM_QUANTITIES) or "PASS", text=text,
+                    covers=[("switchover", q) for q in _SW_CLAIM_QUANTITIES])
+    text = (f"Seed claim 'millisecond-class seamless switchover on loss of mains': NOT held.{detect}"
+            f"{',' if detect else ''} but the island does not carry the campus: up to "
+            f"{_fmt(f.get('load_lost_mw'), 'MW')} of load is lost ({_sw_lost_by_point(f)}; server PSU dropouts up to "
+            f"{_fmt(f.get('psu_dropout_mw'), 'MW')}). The largest campus load the island picks up with nothing lost "
+            f"is {_fmt(f.get('max_island_pickup_mw'), 'MW')}, against the design campus load "
+            f"{_fmt(f.get('design_campus_load_mw'), 'MW')} ({design}).")
+    need, delay = f.get("shedding_needed_mw"), f.get("shedding_max_delay_ms")
+    avail = f.get("shedding_available_mw")
+    if _finite(need):
+        text += (f" Keeping the island alive at {design} needs {_fmt(need, 'MW')} of IT load shed (GPU power "
+                 f"capping) within {_ms(delay)} of the loss of mains")
+        if _finite(avail):
+            text += (f"; power capping gives at most {_fmt(avail, 'MW')} (servers at idle power)"
+                     + (", so whole server groups must be shed as well" if float(need) > float(avail) else ""))
+        text += "."
+    else:
+        text += f" No shedding at any action delay studied saves the island at {design}."
+    return dict(status=_sw_status(checks, _SW_CLAIM_QUANTITIES) or "FAIL", text=text,
+                covers=[("switchover", q) for q in _SW_CLAIM_QUANTITIES])
+
+
+def _sw_fault_text(f: dict) -> str:
+    ik, isd = f.get("island_fault_current_ka"), f.get("lv_short_time_trip_ka")
+    text = (f"a bolted three-phase fault on an LV board of the island draws {_fmt(ik, 'kA')} (grid-connected: "
+            f"{_fmt(f.get('grid_fault_current_ka'), 'kA')}) against the LV incomer's short-time trip Isd "
+            f"{_fmt(isd, 'kA')}: ")
+    if f.get("island_fault_cleared"):
+        return text + "the protection still clears faults in island operation."
+    ratio = f" ({100 * float(ik) / float(isd):.0f} % of Isd)" if _finite(ik) and _finite(isd) and isd else ""
+    return (text + f"the short-time trip does not pick up{ratio}; in island operation the faults are left to "
+                   f"slower protection or to the PCS current limit (settings or a protection scheme for the island "
+                   f"are needed).")
+
+
+def _switchover_headline(checks: pd.DataFrame, fig: dict | None) -> list[dict]:
+    """Headline lines of the switchover study (the claim; the island fault); the details are in its section."""
+    f = _sw_figures(fig)
+    if f is None:
+        return []
+    claim = _sw_claim(checks, f)
+    out = [dict(claim, text=f"Loss of mains: {claim['text']} (See the Loss of mains section.)")]
+    if "island_fault_current_ka" in f:
+        st = _sw_status(checks, _SW_FAULT_QUANTITIES) or ("PASS" if f.get("island_fault_cleared") else "FAIL")
+        t = _sw_fault_text(f)
+        out.append(dict(status=st, text=f"Island fault: {t[0].upper()}{t[1:]}",
+                        covers=[("switchover", q) for q in _SW_FAULT_QUANTITIES]))
+    return out
+
+
+def _switchover_section(case, checks: pd.DataFrame, ds: xr.Dataset | None, fig: dict | None) -> dict | None:
+    """The loss-of-mains section: the simulator's validity, the seed's claim checked, the other scenarios in words,
+    a table of the key figures with units, one row per operating point and four small figures."""
+    f = _sw_figures(fig)
+    if f is None:
+        return None
+    o = case.spec.switchover
+    design = f.get("design_operating_point", "?")
+    ops = f.get("operating_points") or list(f.get("per_operating_point") or {})
+    validity = f.get("validity") or (ds.attrs.get("validity") if ds is not None else None) or "not reported"
+    intro = (f"RMS simulation (twin.transient.sim) of the campus network with the PCS (grid-following, forming the "
+             f"island on loss of mains), the server PSUs' hold-up, the DOL motors and the drives, at "
+             f"{o.step_ms:g} ms steps: loss of both incomers at {', '.join(ops) or 'the operating points'} (design "
+             f"point, with the most IT load: {design}), the island's pick-up and the shedding it needs, the bus "
+             f"transfer on the loss of one incomer, a fault in the island and the return to grid.")
+    validity_text = (f"Validity of the simulator: {validity}. Values within the first cycle after an event "
+                     f"(the grey band of the figures) are indicative only.")
+    findings = [_sw_claim(checks, f)]
+    per = f.get("per_operating_point") or {}
+    if per:
+        fmin = min((r.get("frequency_min_hz", float("nan")) for r in per.values()), default=float("nan"),
+                   key=lambda x: x if _finite(x) else math.inf)
+        imax = max((r.get("pcs_current_max_pu", float("nan")) for r in per.values()), default=float("nan"),
+                   key=lambda x: x if _finite(x) else -math.inf)
+    else:
+        fmin = imax = float("nan")
+    st = _sw_status(checks, ["ITIC margin", "frequency", "settled frequency", "overload margin", "BMS limit flags"],
+                    "loss of mains") or "INFO"
+    findings.append(dict(status=st, text=(
+        f"During the loss of mains: ITIC at the servers' supply {_yes_no(f.get('itic_pass'), 'passes', 'fails')} at "
+        f"every operating point; lowest hall LV board voltage from one cycle after the event "
+        f"{_fmt(f.get('min_hall_lv_voltage_pu'), 'pu')}; lowest island frequency {_fmt(fmin, 'Hz')} (island band "
+        f"\u00b1{o.island_frequency_band_hz:g} Hz); highest PCS current {_fmt(imax, 'pu')} of rated, the PCS "
+        f"overload curve {_yes_no(f.get('pcs_overload_pass'), 'respected', 'exceeded')}."
+        + (f" Server PSU hold-up as modelled: {ds.attrs['psu_holdup_fit']} (load in pu of the PSU rating)."
+           if ds is not None and ds.attrs.get("psu_holdup_fit") else ""))))
+    if "bus_transfer_itic_pass" in f:
+        st = _sw_status(checks, ["ITIC margin"], "bus transfer") or "INFO"
+        ss = case.spec.switching_station
+        how = (f"the coupler closing {ss.bus_transfer_time_s:g} s after" if ss.bus_transfer
+               else "no automatic bus transfer")
+        findings.append(dict(status=st, text=(
+            f"Bus transfer (one incomer lost, the PCS on its section stopping, {how}): ITIC at the servers' supply "
+            f"{_yes_no(f['bus_transfer_itic_pass'], 'passes', 'fails')} (2N feeds); the LV boards of the dead "
+            f"section stay below 0.9 pu for {_fmt(f.get('bus_transfer_longest_dip_below_0_9_pu_s'), 's')}; load lost "
+            f"{_fmt(f.get('bus_transfer_load_lost_mw'), 'MW')} (motors and drives); the battery "
+            + ("must act to ride the servers through." if f.get("bus_transfer_battery_must_act")
+               else "need not act for the servers."))))
+    if "island_fault_current_ka" in f:
+        st = _sw_status(checks, _SW_FAULT_QUANTITIES) or ("PASS" if f.get("island_fault_cleared") else "FAIL")
+        t = _sw_fault_text(f)
+        bus = ds.attrs.get("fault_bus") if ds is not None else None
+        findings.append(dict(status=st, text=(f"Island fault{f' on {bus}' if bus else ''} at the island's pick-up "
+                                              f"load: {t}")))
+    if "resync_closed_after_s" in f:
+        st = _sw_status(checks, ["reclosed within 3 s"], "return to grid") or "INFO"
+        closed = f["resync_closed_after_s"]
+        when = (f"the incomer closes on synchro-check {_fmt(closed, 's')} after the grid returns"
+                if _finite(closed) else "the incomer does not close on synchro-check within 3 s")
+        findings.append(dict(status=st, text=(
+            f"Return to grid ({o.return_to_grid_s:g} s after the loss of mains, at the island's pick-up load): {when}; "
+            f"ITIC at the servers' supply {_yes_no(f.get('resync_itic_pass'), 'passes', 'fails')}; load lost "
+            f"{_fmt(f.get('resync_load_lost_mw'), 'MW')}.")))
+    figures = [] if ds is None else [g for g in (_sw_lom_figure(case, ds, f), _sw_shed_figure(ds, f),
+                                                 _sw_bus_transfer_figure(case, ds, f),
+                                                 _sw_resync_figure(case, ds, f)) if g is not None]
+    return {"intro": intro, "validity": validity_text, "findings": findings, "table": _sw_table(f),
+            "points": _sw_points_table(f), "figures": figures}
+
+
+def _sw_table(f: dict) -> list[dict]:
+    """The key figures with their units (a yes/no in words)."""
+    rows = [
+        ("Design operating point (most IT load)", "design_operating_point", "text"),
+        ("Islanding detected after the loss of mains", "islanding_detected_after_ms", "ms"),
+        ("Island survives without shedding", "island_survives_without_shedding", "yes/no"),
+        ("Load lost on loss of mains (worst operating point)", "load_lost_mw", "MW"),
+        ("Server PSU dropouts (worst operating point)", "psu_dropout_mw", "MW"),
+        ("Design campus load", "design_campus_load_mw", "MW"),
+        ("Largest island pick-up with nothing lost", "max_island_pickup_mw", "MW"),
+        ("IT shedding needed at the design point (shortest delay)", "shedding_needed_mw", "MW"),
+        ("Longest action delay at which shedding saves the island", "shedding_max_delay_ms", "ms"),
+        ("GPU power capping available (servers down to idle)", "shedding_available_mw", "MW"),
+        ("Lowest hall LV board voltage (from one cycle after)", "min_hall_lv_voltage_pu", "pu"),
+        ("ITIC at the servers' supply, loss of mains", "itic_pass", "pass/fail"),
+        ("PCS within their overload curve", "pcs_overload_pass", "yes/no"),
+        ("Bus transfer: ITIC at the servers' supply", "bus_transfer_itic_pass", "pass/fail"),
+        ("Bus transfer: longest LV board dip below 0.9 pu", "bus_transfer_longest_dip_below_0_9_pu_s", "s"),
+        ("Bus transfer: load lost", "bus_transfer_load_lost_mw", "MW"),
+        ("Bus transfer: battery must act", "bus_transfer_battery_must_act", "yes/no"),
+        ("Island fault current (LV board, bolted, 100 ms)", "island_fault_current_ka", "kA"),
+        ("Same fault, grid-connected", "grid_fault_current_ka", "kA"),
+        ("LV incomer short-time trip Isd", "lv_short_time_trip_ka", "kA"),
+        ("Island fault cleared by the short-time trip", "island_fault_cleared", "yes/no"),
+        ("Return to grid: incomer closed after", "resync_closed_after_s", "s"),
+        ("Return to grid: ITIC at the servers' supply", "resync_itic_pass", "pass/fail"),
+        ("Return to grid: load lost", "resync_load_lost_mw", "MW"),
+    ]
+    out = []
+    for label, key, unit in rows:
+        if key not in f:
+            continue
+        v = f[key]
+        if unit == "text":
+            text = str(v)
+        elif unit == "yes/no":
+            text = _yes_no(v)
+        elif unit == "pass/fail":
+            text = _yes_no(v, "pass", "fail")
+        elif unit == "ms":
+            text = _ms(v)
+        else:
+            text = _fmt(v, unit)
+        out.append({"label": label, "value": text, "key": key})
+    by_delay = f.get("shedding_by_delay_mw") or {}
+    for d, mw in by_delay.items():
+        out.append({"label": f"IT shedding needed, acting {d} ms after the loss of mains",
+                    "value": _fmt(mw, "MW") if _finite(mw) else "none saves the island",
+                    "key": f"shedding_by_delay_mw.{d}"})
+    return out
+
+
+def _sw_points_table(f: dict) -> dict | None:
+    """One row per operating point: the loss of mains there."""
+    per = f.get("per_operating_point") or {}
+    if not per:
+        return None
+    cols = [("Campus load (MW)", "campus_load_mw", "MW"), ("Load lost (MW)", "load_lost_mw", "MW"),
+            ("PSU dropouts (MW)", "psu_dropout_mw", "MW"), ("Lowest LV voltage (pu)", "min_hall_lv_voltage_pu", "pu"),
+            ("Lowest frequency (Hz)", "frequency_min_hz", "Hz"), ("Highest PCS current (pu)", "pcs_current_max_pu",
+                                                                  "pu"),
+            ("ITIC margin (ms)", "itic_margin_ms_min", "ms")]
+    rows = []
+    for op, r in per.items():
+        if not isinstance(r, dict):
+            continue
+        cells = [_plain(r.get(k), u) if u != "ms" else _ms(r.get(k)).removesuffix(" ms") for _, k, u in cols]
+        surv = r.get("survives")
+        rows.append({"op": op, "cells": cells, "status": "PASS" if surv else "FAIL",
+                     "survives": _yes_no(surv)})
+    return {"headers": [c for c, _, _ in cols], "rows": rows}
+
+
+# ---- switchover figures
+
+
+def _sw_event_axes(ax, cycle: float) -> None:
+    """The event at 0 and its first cycle (``cycle`` in the axis' unit: outside the RMS model's validity) shaded."""
+    ax.axvspan(0.0, cycle, color="0.85", lw=0, zorder=0)
+    ax.axvline(0.0, color="0.3", lw=0.8, ls=":")
+    ax.grid(alpha=0.3)
+    ax.tick_params(labelsize=7)
+
+
+def _sw_lom_figure(case, ds: xr.Dataset, f: dict) -> dict | None:
+    """Loss of mains at the design point: hall supply voltage, PCS current, frequency, IT load served."""
+    design = f.get("design_operating_point")
+    v = _numeric(ds, "hall_supply_v_pu")
+    if v is None or "operating_point" not in v.dims or "time" not in v.dims:
+        return None
+    labels = _labels(v, "operating_point")
+    if design not in labels:
+        design = labels[0]
+    t_ev = float(ds.attrs.get("t_event_s", 0.0))
+    win = ds.sel(operating_point=design).sel(time=slice(t_ev - 0.05, t_ev + 0.5))
+    x = (win.time.to_numpy() - t_ev) * 1000.0
+    fig = _new_figure(9.0, 4.6)
+    axes = fig.subplots(2, 2, sharex=True).ravel()
+    for h in _labels(win, "hall"):
+        axes[0].plot(x, win.hall_supply_v_pu.sel(hall=h).astype(float), lw=0.9, label=h)
+    axes[0].axhline(0.9, color="black", lw=0.7, ls="--")
+    axes[0].set_ylabel("hall supply\nvoltage (pu)", fontsize=8)
+    axes[0].legend(fontsize=6, ncols=4, loc="lower right")
+    if "inverter_i_pu" in win:
+        kinds = _labels(win, "inverter_kind") if "inverter_kind" in win.coords else []
+        invs = [n for n, k in zip(_labels(win, "inverter"), kinds, strict=False) if k == "PCS"] or \
+            _labels(win, "inverter")
+        for n in invs:
+            axes[1].plot(x, win.inverter_i_pu.sel(inverter=n).astype(float), lw=0.9, label=n)
+        axes[1].axhline(1.0, color="black", lw=0.7, ls="--")
+        axes[1].legend(fontsize=6, ncols=2, loc="lower right")
+    axes[1].set_ylabel("PCS current\n(pu of rated)", fontsize=8)
+    if "frequency_hz" in win:
+        f0 = float(case.spec.supply.frequency_hz)
+        band = case.spec.switchover.island_frequency_band_hz
+        axes[2].plot(x, win.frequency_hz.astype(float), color="tab:purple", lw=1.0)
+        for y in (f0 - band, f0 + band):
+            axes[2].axhline(y, color="black", lw=0.7, ls="--")
+    axes[2].set_ylabel("frequency (Hz)", fontsize=8)
+    if "hall_served_mw" in win:
+        axes[3].plot(x, win.hall_served_mw.sum("hall").astype(float), color="tab:green", lw=1.0, label="served")
+        if "hall_lost_mw" in win:
+            axes[3].plot(x, win.hall_lost_mw.sum("hall").astype(float), color="tab:red", lw=1.0,
+                         label="dropped out")
+        axes[3].set_ylim(bottom=0)
+        axes[3].legend(fontsize=6, loc="center right")
+    axes[3].set_ylabel("IT load, all\nhalls (MW)", fontsize=8)
+    for ax in axes:
+        _sw_event_axes(ax, 20.0)
+        ax.set_xlim(x[0], x[-1])
+    for ax in axes[2:]:
+        ax.set_xlabel("time after the loss of mains (ms)", fontsize=8)
+    return {"title": f"Loss of mains at {design}: the first 0.5 s", "png": _png(fig),
+            "caption": f"Both incomers lost at 0 ms (t = {t_ev:g} s of the simulation). Voltage the servers see "
+                       f"per hall (the better of their 2N feeds, or the UPS output; dashed 0.9 pu), PCS current in pu "
+                       f"of rated (dashed: rated), island frequency (dashed: the "
+                       f"\u00b1{case.spec.switchover.island_frequency_band_hz:g} Hz island band) and the IT load "
+                       f"served and dropped out. Grey: the first cycle, where the RMS model is not valid."}
+
+
+def _sw_shed_figure(ds: xr.Dataset, f: dict) -> dict | None:
+    need = _numeric(ds, "shed_needed_mw")
+    if need is None or need.dims != ("shed_delay_ms",):
+        return None
+    d = np.asarray(ds.shed_delay_ms.values, float)
+    y = np.asarray(need.values, float)
+    pos = np.arange(d.size)  # the delays are spread over decades: evenly spaced, labelled
+    fig = _new_figure(5.6, 3.0)
+    ax = fig.subplots()
+    ok = np.isfinite(y)
+    ax.plot(pos[ok], y[ok], "o-", color="tab:blue", lw=1.0, ms=4, label="IT shedding needed")
+    avail = f.get("shedding_available_mw")
+    top = float(np.nanmax(y))
+    if _finite(avail):
+        ax.axhline(float(avail), color="tab:orange", lw=1.0, ls="--", label="GPU power capping available")
+        top = max(top, float(avail))
+    it0 = None
+    design = f.get("design_operating_point")
+    if "hall_served_mw" in ds and "operating_point" in ds.dims and design in _labels(ds, "operating_point"):
+        it0 = float(ds.hall_served_mw.sel(operating_point=design).isel(time=0).sum())
+        ax.axhline(it0, color="black", lw=0.8, ls=":", label="IT load at the design point")
+        top = max(top, it0)
+    if (~ok).any():
+        ax.plot(pos[~ok], np.full((~ok).sum(), 1.05 * top), "x", color="tab:red", ms=7,
+                label="no shedding saves the island")
+    ax.set_ylim(0, 1.18 * top)
+    ax.set_xticks(pos, [f"{v:g}" for v in d], fontsize=7)
+    ax.tick_params(labelsize=7)
+    ax.set_xlabel("action delay after the loss of mains (ms)", fontsize=8)
+    ax.set_ylabel("IT load shed (MW)", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, loc="lower right")
+    return {"title": f"Shedding that keeps the island alive against the action delay ({design})", "png": _png(fig),
+            "caption": "The least IT load shed (GPU power capping, then whole server groups) at each action delay "
+                       "that keeps the island alive with nothing else lost; a red cross: no amount of shedding at that "
+                       "delay saves it. Dashed: what power capping alone can give (servers at idle power)."}
+
+
+def _sw_bus_transfer_figure(case, ds: xr.Dataset, f: dict) -> dict | None:
+    sup = _numeric(ds, "bus_transfer_supply_v_pu")
+    brd = _numeric(ds, "bus_transfer_board_vm_pu")
+    if sup is None or brd is None or "time_bt" not in ds.coords:
+        return None
+    t_ev = float(ds.attrs.get("t_event_s", 0.0))
+    x = ds.time_bt.to_numpy() - t_ev
+    fig = _new_figure(9.0, 2.6)
+    axes = fig.subplots(1, 2, sharey=True)
+    for h in _labels(sup, "hall"):
+        axes[0].plot(x, sup.sel(hall=h), lw=0.9, label=h)
+    for b in _labels(brd, "board"):
+        axes[1].plot(x, brd.sel(board=b), lw=0.9, label=b)
+    ss = case.spec.switching_station
+    for ax, title in zip(axes, ("voltage the servers see", "LV board voltage"), strict=True):
+        ax.axhline(0.9, color="black", lw=0.7, ls="--")
+        if ss.bus_transfer:
+            ax.axvline(ss.bus_transfer_time_s, color="tab:green", lw=0.8, ls="-.")
+        _sw_event_axes(ax, 0.02)
+        ax.set_xlim(x[0], x[-1])
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("time after the incomer is lost (s)", fontsize=8)
+        ax.legend(fontsize=6, ncols=4 if ax is axes[1] else 2, loc="center right")
+    axes[0].set_ylabel("voltage (pu)", fontsize=8)
+    how = (f"the coupler closes {ss.bus_transfer_time_s:g} s later (dash-dot)" if ss.bus_transfer
+           else "no automatic bus transfer")
+    return {"title": "Bus transfer on the loss of one incomer", "png": _png(fig),
+            "caption": f"One incomer lost at 0 s, the PCS on its section stop (anti-islanding), {how}. Left: the "
+                       f"voltage the servers see per hall (2N feeds); right: each hall LV board. Dashed: 0.9 pu; "
+                       f"longest dip below it {_fmt(f.get('bus_transfer_longest_dip_below_0_9_pu_s'), 's')}."}
+
+
+def _sw_resync_figure(case, ds: xr.Dataset, f: dict) -> dict | None:
+    fr = _numeric(ds, "resync_frequency_hz")
+    sup = _numeric(ds, "resync_supply_v_pu")
+    if fr is None or sup is None or "time_rs" not in ds.coords:
+        return None
+    t_ev = float(ds.attrs.get("t_event_s", 0.0))
+    x = ds.time_rs.to_numpy() - t_ev
+    t_ret = case.spec.switchover.return_to_grid_s
+    closed = f.get("resync_closed_after_s")
+    fig = _new_figure(9.0, 2.4)
+    axes = fig.subplots(1, 2, sharex=True)
+    axes[0].plot(x, fr, color="tab:purple", lw=1.0)
+    axes[0].set_ylabel("frequency (Hz)", fontsize=8)
+    for h in _labels(sup, "hall"):
+        axes[1].plot(x, sup.sel(hall=h), lw=0.9, label=h)
+    axes[1].set_ylabel("hall supply voltage (pu)", fontsize=8)
+    axes[1].legend(fontsize=6, ncols=4, loc="center right")
+    for ax in axes:
+        _sw_event_axes(ax, 0.02)
+        ax.set_xlim(x[0], x[-1])
+        ax.axvline(t_ret, color="tab:blue", lw=0.8, ls="--")
+        if _finite(closed):
+            ax.axvline(t_ret + float(closed), color="tab:green", lw=0.8, ls="-.")
+        ax.set_xlabel("time after the loss of mains (s)", fontsize=8)
+    when = (f"the incomer closes on synchro-check {_fmt(closed, 's')} later (dash-dot)" if _finite(closed)
+            else "the incomer does not close")
+    return {"title": "Return to grid", "png": _png(fig),
+            "caption": f"Island at its pick-up load; the grid returns {t_ret:g} s after the loss of mains (dashed), "
+                       f"the grid-forming PCS synchronise and {when}. Island frequency and the voltage the servers "
+                       f"see per hall."}

@@ -29,7 +29,8 @@ C_P, C_TAN, C_ILIMP, C_VBO, C_VTRIP, C_TRIDE, C_TREC, N_C = range(8)
 H_TAN, H_VBO, H_FMIN, H_FMAX, H_REC, H_UPS, H_TREC, H_WALK, N_H = range(9)
 V_HYST = 0.05  # pu: a browned-out PSU or drive restarts drawing power above its brown-out voltage plus this
 # detection settings
-D_UV, D_UV_T, D_OV, D_OV_T, D_DF, D_DF_T, D_TT, D_F0, D_SYNC_ANG, D_SYNC_V, D_SYNC_F, D_SYNC_GAIN, N_D = range(13)
+(D_UV, D_UV_T, D_OV, D_OV_T, D_DF, D_DF_T, D_TT, D_F0, D_SYNC_ANG, D_SYNC_V, D_SYNC_F, D_SYNC_GAIN, D_ROCOF,
+ D_ROCOF_T, D_SYNC_FMAX, N_D) = range(16)
 # events
 EV_SOURCE, EV_TOPOLOGY, EV_FAULT, EV_SHED, EV_TRANSFER_TRIP, EV_RESYNC, EV_SOURCE_PHASE = range(7)
 # recorded per inverter
@@ -127,6 +128,8 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
     t_uv = np.zeros(n_inv)
     t_ov = np.zeros(n_inv)
     t_df = np.zeros(n_inv)
+    t_rocof = np.zeros(n_inv)
+    f_last = np.full(n_inv, f0)
     t_pvuv = np.zeros(n_inv)
     det_step = np.full(n_inv, -1)
     tt_step = -1
@@ -218,8 +221,11 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                     t_uv[u] = t_uv[u] + dt if vm < det[D_UV] else 0.0
                     t_ov[u] = t_ov[u] + dt if vm > det[D_OV] else 0.0
                     t_df[u] = t_df[u] + dt if abs(freq[u] - f0) > det[D_DF] else 0.0
+                    t_rocof[u] = t_rocof[u] + dt if abs(freq[u] - f_last[u]) > det[D_ROCOF] * dt else 0.0
+                    f_last[u] = freq[u]
                     if (t_uv[u] >= det[D_UV_T] - 1e-12 or t_ov[u] >= det[D_OV_T] - 1e-12
-                            or t_df[u] >= det[D_DF_T] - 1e-12 or (tt_step >= 0 and k >= tt_step)):
+                            or t_df[u] >= det[D_DF_T] - 1e-12 or t_rocof[u] >= det[D_ROCOF_T] - 1e-12
+                            or (tt_step >= 0 and k >= tt_step)):
                         if mode[u] == 0:
                             det_step[u] = k
                             t_detect[u] = t
@@ -273,7 +279,7 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                     for s_ in range(n_src):
                         if resync[s_] and not src_on[s_] and comp[topo, src_bus[s_]] == comp[topo, b]:
                             dth = np.angle(src_e[s_] * np.conj(v_prev[src_bus[s_]]))
-                            fcorr = det[D_SYNC_GAIN] * dth
+                            fcorr = min(max(det[D_SYNC_GAIN] * dth, -det[D_SYNC_FMAX]), det[D_SYNC_FMAX])
                     # droop around no load (the island has no dispatch), secondary restoration back to nominal
                     # while islanded, synchroniser when the grid returns
                     freq[u] = f0 - inv_f[u, I_MP] * pf[u] + xf[u] + fcorr

@@ -55,6 +55,8 @@ class Detection(_Strict):
     overvoltage_ms: float = Q("overvoltage operate time in ms", ge=0, le=10000)
     frequency_band_hz: float = Q("under/over-frequency pick-up: deviation from nominal in Hz", gt=0, le=5)
     frequency_ms: float = Q("under/over-frequency operate time in ms", ge=0, le=10000)
+    rocof_hz_per_s: float = Q("rate-of-change-of-frequency pick-up in Hz/s", gt=0, le=100, default=2.0)
+    rocof_ms: float = Q("rate-of-change-of-frequency operate time in ms", ge=0, le=10000, default=50.0)
     transfer_trip: bool = Field(False, description="true: the incomer breaker's status is signalled to the PCS")
     transfer_trip_ms: float = Q("transfer-trip signal delay in ms", ge=0, le=10000, default=5.0)
 
@@ -117,6 +119,7 @@ class Resync(_Strict):
     max_slip_hz: float = Q("synchro-check: largest frequency difference in Hz", gt=0, le=2)
     gain_hz_per_rad: float = Q("synchroniser: frequency correction per radian of phase difference, Hz", gt=0,
                                le=10)
+    max_correction_hz: float = Q("synchroniser: largest frequency correction (slip) in Hz", gt=0, le=5, default=0.3)
 
 
 class LvTrip(_Strict):
