@@ -80,3 +80,12 @@ def test_bad_options_are_rejected_before_anything_is_written(tmp_path):
     case3 = type(case)(spec=bad, path=case.path, models=case.models, model_paths=case.model_paths, sha256="x")
     with pytest.raises(CaseError, match="no hall 'H9'"):
         switchover.check(case3)
+
+
+def test_emt_cross_check_of_the_first_200_ms(out):
+    """The EMT model of a reduced equivalent and the RMS simulation of the full net agree within the stated band
+    (twin.transient.emt.BAND_PU, 0.02 pu) from 1.5 cycles after each event, in a surviving island."""
+    _, s = out
+    assert s["emt_cross_check_pass"] is True
+    assert s["emt_cross_check_max_diff_pu"] <= s["emt_cross_check_band_pu"] == 0.02
+    assert s["emt_cross_check_load_mw"] < s["max_island_pickup_mw"]

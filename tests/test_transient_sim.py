@@ -197,3 +197,36 @@ def test_bad_dynamics_file_is_rejected_with_file_and_key(case, tmp_path):
                                                                          "overload_time_s = [0.2, 60.0, 600.0]"))
     with pytest.raises(CaseError, match="overload_time_s"):
         load_dynamics(load_case(root / "campus.toml"), "bad2")
+
+
+def test_standby_genset_starts_on_islanding_and_shares_by_droop(case, tmp_path):
+    """A genset on section A, started by the islanding detection, synchronises to the live island after its start
+    delay and takes load: in steady state its share against a PCS of the same section follows the droops."""
+    import shutil
+
+    root = tmp_path / "proj"
+    (root / "models" / "gensets").mkdir(parents=True)
+    text = (case.path.parents[1] / "models" / "gensets" / "diesel_2000kva.toml").read_text()
+    (root / "models" / "gensets" / "fast.toml").write_text(text.replace("start_delay_s = 10.0", "start_delay_s = 0.5"))
+    shutil.copy(case.path, root / "campus.toml")
+    c2 = load_case(root / "campus.toml")
+    from twin.case import SwitchoverGenset
+
+    spec = c2.spec.model_copy(update={"switchover": c2.spec.switchover.model_copy(
+        update={"gensets": [SwitchoverGenset(name="G1", bus="SWS_A", model="fast")]})})
+    c2 = type(c2)(spec=spec, path=c2.path, models=c2.models, model_paths=c2.model_paths, sha256="x")
+    pl = build_plant(c2, build_net(c2), "training_peak", load_scale=0.3)
+    ds = simulate(pl, lom(pl), t_end_s=8.0, battery_dc=False)
+    g = ds.sel(inverter="G1")
+    t_on = float(ds.time[(g.inverter_mode == 1).to_numpy().argmax()])
+    t_det = float(np.nanmin(ds.t_detect_s))
+    assert t_on == pytest.approx(t_det + 0.5, abs=2e-3)
+    assert float(ds.hall_lost_mw.max()) == 0.0
+    end = ds.isel(time=-1)
+    p_gen, p_pcs = float(end.inverter_p_mw.sel(inverter="G1")), float(end.inverter_p_mw.sel(inverter="BESS1_PCS"))
+    # equal frequency in steady state: P_gen / P_pcs = (droop_pcs / P_rated_pcs)^-1 / (droop_gen / P_rated_gen)^-1
+    m = pl.inv["f"][:, K.I_MP]
+    names = list(ds.inverter.values)
+    assert p_gen > 0.1
+    assert p_gen / p_pcs == pytest.approx(m[names.index("BESS1_PCS")] / m[names.index("G1")], rel=0.03)
+    assert float(end.frequency_hz) == pytest.approx(50.0, abs=0.05)

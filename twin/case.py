@@ -620,6 +620,13 @@ class TimeseriesStudy(_Strict):
     max_iterations: int = Field(6, ge=1, le=50, description="most network solves of the loss iteration")
 
 
+class SwitchoverGenset(_Strict):
+    name: Name
+    bus: str = Field(min_length=1, description="name of the net's bus the genset (with its step-up transformer) "
+                                              "feeds, e.g. a bus section 'SWS_A' or an LV board 'H1_LV_A'")
+    model: ModelRef = Field(description="models/gensets/<name>.toml")
+
+
 class SwitchoverStudy(_Strict):
     """Options of the loss-of-mains study (``twin study switchover``, :mod:`twin.studies.switchover`); all optional."""
 
@@ -635,6 +642,8 @@ class SwitchoverStudy(_Strict):
                                                     "searched, in ms")
     return_to_grid_s: float = Q("time after the event at which the grid returns (resynchronisation study), s",
                                 gt=0, le=60, default=1.0)
+    gensets: list[SwitchoverGenset] = Field(default_factory=list, description="standby gensets, started on "
+                                            "islanding detection (none in the seed)")
     island_frequency_band_hz: float = Q("island frequency limit: largest deviation from nominal in Hz (GB/T "
                                         "15945-2008 small systems: 0.5 Hz)", gt=0, le=5, default=0.5)
 

@@ -8,7 +8,7 @@ current-limited inverters depend on the voltage. Per-unit on the net's ``sn_mva`
 voltage; phasors on a frame rotating at nominal frequency.
 
 The column layouts of the parameter arrays are the ``I_*``, ``C_*``, ``M_*`` and ``H_*`` constants below;
-:mod:`twin.transient.sim` fills them. Modes of an inverter: 0 grid-following, 1 grid-forming, 2 off.
+:mod:`twin.transient.sim` fills them. Modes of an inverter: 0 grid-following, 1 grid-forming, 2 off, 3 standby (a genset waiting for its start).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from numba import njit
 (I_P0, I_Q0, I_ILIM, I_PMAX, I_KP, I_KI, I_TAU, I_MP, I_MQ, I_TPF, I_MODE_DELAY, I_ZV_RE, I_ZV_IM, I_UV, I_UV_T,
  I_E0, I_DTH, I_TREST, I_V0, N_I) = range(20)
 # inverters: int columns
-J_BUS, J_FORM, N_J = range(3)
+J_BUS, J_FORM, J_MODE0, N_J = range(4)
 # constant-power loads
 C_P, C_TAN, C_ILIMP, C_VBO, C_VTRIP, C_TRIDE, C_TREC, N_C = range(8)
 # motors
@@ -107,7 +107,8 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
     flt_on = np.zeros(n_fl, dtype=np.bool_)
     shed = 0.0
     resync = np.zeros(n_src, dtype=np.bool_)   # the grid has returned at this incomer: synchronise to it
-    mode = np.zeros(n_inv, dtype=np.int64)
+    mode = inv_j[:, J_MODE0].copy()
+    first_det = -1                        # step of the first islanding detection (starts the gensets)
     i_inj = inv_i0.copy()                 # present injection of each inverter (pu current)
     th = inv_th0.copy()                   # PLL angle (GFL) or internal-voltage angle (GFM)
     xi = np.zeros(n_inv)                  # PLL integrator (rad/s)
@@ -123,7 +124,6 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
     qf = inv_f[:, I_Q0].copy()
     limited = np.zeros(n_inv, dtype=np.bool_)
     kz = np.ones(n_inv)
-    xf = np.zeros(n_inv)                  # secondary frequency restoration of the grid-forming units (Hz)
     xv = np.zeros(n_inv)                  # secondary voltage restoration (pu)
     t_uv = np.zeros(n_inv)
     t_ov = np.zeros(n_inv)
@@ -146,6 +146,12 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
         for b in range(n):
             n_comp = max(n_comp, comp[t_, b] + 1)
     energised = np.zeros(n_comp, dtype=np.bool_)
+    # secondary frequency restoration (Hz), one per part of the network: a central controller adds the same correction
+    # to every grid-forming unit of an island, so that they keep sharing by their droops
+    xfc = np.zeros(n_comp)
+    acc_f = np.zeros(n_comp)
+    cnt_f = np.zeros(n_comp)
+    trest = np.ones(n_comp)
     energised_grid = np.zeros(n_comp, dtype=np.bool_)  # parts with a utility source (at the previous step)
     mo_on = np.ones(n_mo, dtype=np.bool_)
     mo_s = mo_f[:, M_S0].copy()
@@ -210,10 +216,29 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
         # ---------------- dynamic states from the previous step (k > 0)
         if k > 0:
             vmp = np.abs(v_prev)
+            acc_f[:] = 0.0
+            cnt_f[:] = 0.0
             for u in range(n_inv):
                 b = inv_j[u, J_BUS]
                 vb = v_prev[b]
                 vm = vmp[b]
+                if mode[u] == 3:
+                    # a standby genset: started by the first islanding detection, on line after its start delay;
+                    # it closes onto a dead bus at nominal voltage or synchronises to a live island
+                    if first_det >= 0 and t >= first_det * dt + inv_f[u, I_MODE_DELAY] - 1e-12:
+                        cu = comp[topo, b]
+                        if not energised_grid[cu]:
+                            mode[u] = 1
+                            pf[u] = 0.0
+                            qf[u] = 0.0
+                            if energised[cu] and vm > 0.5:
+                                th[u] = np.angle(vb)
+                                xv[u] = vm - inv_f[u, I_E0]
+                            else:
+                                th[u] = 0.0
+                                xv[u] = 0.0
+                            emag[u] = inv_f[u, I_E0] + xv[u]
+                    continue
                 if mode[u] == 2:
                     continue
                 # islanding detection and the PV inverters' own undervoltage trip
@@ -229,6 +254,8 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                         if mode[u] == 0:
                             det_step[u] = k
                             t_detect[u] = t
+                            if first_det < 0:
+                                first_det = k
                 if inv_f[u, I_UV] > 0.0:
                     t_pvuv[u] = t_pvuv[u] + dt if vm < inv_f[u, I_UV] else 0.0
                     if t_pvuv[u] >= inv_f[u, I_UV_T] - 1e-12:
@@ -241,7 +268,6 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                         th[u] = th[u] + inv_f[u, I_DTH]
                         pf[u] = 0.0
                         qf[u] = 0.0
-                        xf[u] = 0.0
                         xv[u] = 0.0
                         emag[u] = inv_f[u, I_E0]
                     else:
@@ -282,13 +308,21 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                             fcorr = min(max(det[D_SYNC_GAIN] * dth, -det[D_SYNC_FMAX]), det[D_SYNC_FMAX])
                     # droop around no load (the island has no dispatch), secondary restoration back to nominal
                     # while islanded, synchroniser when the grid returns
-                    freq[u] = f0 - inv_f[u, I_MP] * pf[u] + xf[u] + fcorr
-                    if not energised_grid[comp[topo, b]]:
+                    cu = comp[topo, b]
+                    freq[u] = f0 - inv_f[u, I_MP] * pf[u] + xfc[cu] + fcorr
+                    if not energised_grid[cu]:
                         # restoration of frequency (without the synchroniser's correction) and terminal voltage
-                        xf[u] += (f0 - (freq[u] - fcorr)) / inv_f[u, I_TREST] * dt
+                        acc_f[cu] += freq[u] - fcorr
+                        cnt_f[cu] += 1.0
+                        trest[cu] = inv_f[u, I_TREST]
                         xv[u] += (inv_f[u, I_V0] - vm) / inv_f[u, I_TREST] * dt
                     th[u] += two_pi * (freq[u] - f0) * dt
                     emag[u] = inv_f[u, I_E0] - inv_f[u, I_MQ] * qf[u] + xv[u]
+            for c_ in range(n_comp):
+                if cnt_f[c_] > 0:
+                    xfc[c_] += (f0 - acc_f[c_] / cnt_f[c_]) / trest[c_] * dt
+                elif not energised[c_]:
+                    xfc[c_] = 0.0
             # PSU DC links
             for h in range(n_h):
                 for g in range(n_g):
@@ -479,12 +513,12 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
         if k % rec_every == 0 and rec < out_v.shape[0]:
             out_v[rec] = v
             for u in range(n_inv):
-                sp = v[inv_j[u, J_BUS]] * np.conj(i_inj[u]) if mode[u] != 2 else 0j
+                sp = v[inv_j[u, J_BUS]] * np.conj(i_inj[u]) if mode[u] < 2 else 0j
                 out_inv[rec, u, R_P] = sp.real
                 out_inv[rec, u, R_Q] = sp.imag
-                out_inv[rec, u, R_I] = abs(i_inj[u]) if mode[u] != 2 else 0.0
+                out_inv[rec, u, R_I] = abs(i_inj[u]) if mode[u] < 2 else 0.0
                 out_inv[rec, u, R_MODE] = mode[u]
-                out_inv[rec, u, R_F] = freq[u] if mode[u] != 2 else np.nan
+                out_inv[rec, u, R_F] = freq[u] if mode[u] < 2 else np.nan
             for h in range(n_h):
                 served = 0.0
                 lost_p = 0.0

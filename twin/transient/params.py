@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from ..case import Q, _Strict
 
 __all__ = ["DynamicsModel", "PcsDynamics", "Detection", "PsuModel", "DriveModel", "MotorDynamics", "PvDynamics",
-           "Resync", "LvTrip", "load_dynamics"]
+           "Resync", "LvTrip", "GensetModel", "load_dynamics", "load_genset"]
 
 
 class PcsDynamics(_Strict):
@@ -140,6 +140,34 @@ class DynamicsModel(_Strict):
     pv: PvDynamics
     resync: Resync
     lv_trip: LvTrip
+
+
+class GensetModel(_Strict):
+    """A standby genset as the transient studies see it: an engine-alternator set behind its step-up transformer."""
+
+    description: str = ""
+    sn_mva: float = Q("alternator rating in MVA", gt=0, le=100)
+    p_rated_mw: float = Q("rated active power in MW", gt=0, le=100)
+    x_pu: float = Q("transient reactance plus step-up transformer reactance, pu of sn_mva", gt=0.01, le=2)
+    r_pu: float = Q("resistance, pu of sn_mva", ge=0, le=0.5)
+    droop_p_f_percent: float = Q("governor droop: frequency drop in % at rated power", gt=0, le=20)
+    droop_q_v_percent: float = Q("voltage regulator droop in % at rated reactive power", ge=0, le=20)
+    engine_tau_s: float = Q("engine and governor response time constant in s (acts as inertia)", gt=0, le=30)
+    restoration_s: float = Q("secondary frequency and voltage restoration time constant in s", gt=0, le=600)
+    start_delay_s: float = Q("from the islanding detection to the genset on line in s (NFPA 110 type 10: 10 s)",
+                             ge=0, le=600)
+    current_limit_pu: float = Q("largest current in pu of rated current (short-circuit capability)", ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.sn_mva < self.p_rated_mw:
+            raise ValueError(f"sn_mva ({self.sn_mva}) must be at least p_rated_mw ({self.p_rated_mw})")
+        return self
+
+
+def load_genset(case, name: str) -> GensetModel:
+    """The genset parameter set ``models/gensets/<name>.toml`` of a case."""
+    return case.parameter_set("gensets", name, GensetModel)
 
 
 def load_dynamics(case, name: str) -> DynamicsModel:

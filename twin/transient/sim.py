@@ -22,7 +22,11 @@ Models (parameters in ``models/dynamics/<name>.toml``, :mod:`twin.transient.para
 - cooling: direct-on-line pumps and fans as induction motors (equivalent circuit :mod:`.motor`, slip dynamics,
   quadratic load torque, contactor dropout), VSD compressors as constant power behind drives that trip after a
   ride-through time below their undervoltage level; auxiliaries as constant power with a brown-out voltage;
-- load shedding (GPU power capping) as an event on the IT load.
+- load shedding (GPU power capping) as an event on the IT load;
+- optional standby gensets (``[switchover] gensets``, ``models/gensets/``): started by the first islanding
+  detection, on line after their start delay, then a voltage source behind their transient and transformer reactance
+  with a governor droop whose first-order engine response acts as the inertia, a voltage regulator droop, secondary
+  restoration and a current limit; they close onto a dead bus or synchronise to a live island.
 
 The battery's DC side comes from :mod:`twin.battery.system` (container granularity): its available discharge power
 at the scenario's SOC limits the grid-forming PCS, and the PCS's DC power profile is run through it afterwards for
@@ -44,7 +48,7 @@ from ..network import apply_operating_point, run_loadflow
 from . import _kernel as K
 from .motor import fit_circuit, initial_slip, torque_pu
 from .network import ReducedNetwork, reduce_network
-from .params import DynamicsModel, load_dynamics
+from .params import DynamicsModel, load_dynamics, load_genset
 from .psu import fit_holdup
 
 __all__ = ["Plant", "build_plant", "Event", "simulate", "EVENT_KINDS", "VALIDITY"]
@@ -164,8 +168,35 @@ def _inverters(case: Case, net, red, v_all, dyn: DynamicsModel, soc: float) -> d
         f[r, K.I_E0], f[r, K.I_DTH] = abs(e_int), np.angle(e_int) - np.angle(vb)
         j[r, K.J_BUS] = red.index(b)
         j[r, K.J_FORM] = 1 if is_pcs else 0
-    return {"f": f, "j": j, "i0": i0, "th0": th0, "names": sg["name"].astype(str).tolist(), "kind": kinds,
-            "sn_mva": sg.sn_mva.to_numpy(float), "pd_index": sg.index.to_numpy()}
+    names = sg["name"].astype(str).tolist()
+    sn_all = sg.sn_mva.to_numpy(float).tolist()
+    gf, gj = [], []
+    bus_idx = dict(zip(net.bus["name"].astype(str), net.bus.index, strict=True))
+    for g in case.spec.switchover.gensets:
+        m = load_genset(case, g.model)
+        sn = m.sn_mva / net.sn_mva
+        r = np.zeros(K.N_I)
+        r[K.I_ILIM] = m.current_limit_pu * sn
+        r[K.I_PMAX] = m.p_rated_mw / net.sn_mva
+        r[K.I_TAU] = 1.0
+        r[K.I_MP] = m.droop_p_f_percent / 100.0 * f0 / (m.p_rated_mw / net.sn_mva)
+        r[K.I_MQ] = m.droop_q_v_percent / 100.0 / sn
+        r[K.I_TPF] = m.engine_tau_s
+        r[K.I_MODE_DELAY] = m.start_delay_s
+        zv = complex(m.r_pu, m.x_pu) / sn
+        r[K.I_ZV_RE], r[K.I_ZV_IM] = zv.real, zv.imag
+        r[K.I_E0], r[K.I_TREST], r[K.I_V0] = 1.0, m.restoration_s, 1.0
+        gf.append(r)
+        gj.append([red.index(bus_idx[g.bus]), 1, 3])
+        names.append(g.name)
+        kinds.append("GEN")
+        sn_all.append(m.sn_mva)
+    if gf:
+        f = np.vstack([f, np.array(gf)])
+        j = np.vstack([j, np.array(gj, dtype=np.int64)])
+        i0 = np.concatenate([i0, np.zeros(len(gf), dtype=complex)])
+        th0 = np.concatenate([th0, np.zeros(len(gf))])
+    return {"f": f, "j": j, "i0": i0, "th0": th0, "names": names, "kind": kinds, "sn_mva": np.array(sn_all)}
 
 
 def _battery_pmax_ac(case: Case, soc: float) -> float:
@@ -334,8 +365,14 @@ def build_plant(case: Case, net, op_name: str, *, dynamics: str | None = None, s
     run_loadflow(n)
     if not n.converged:
         raise RuntimeError(f"the load flow at operating point '{op_name}' (load x {load_scale}) did not converge")
+    bus_idx = dict(zip(n.bus["name"].astype(str), n.bus.index, strict=True))
+    for g in opts.gensets:
+        if g.bus not in bus_idx:
+            raise ValueError(f"[switchover] gensets: genset '{g.name}' on bus '{g.bus}': no such bus in the net "
+                             f"(have {sorted(bus_idx)})")
+        load_genset(case, g.model)
     keep = sorted(set(n.ext_grid.bus) | set(n.load.bus) | set(n.sgen.bus) | set(n.motor.bus)
-                  | set(n.bus.index[n.bus.role == "lv_board"]))
+                  | set(n.bus.index[n.bus.role == "lv_board"]) | {bus_idx[g.bus] for g in opts.gensets})
     couplers = n.switch[(n.switch.et == "b")]["name"].astype(str).tolist()
     topos = [{}, {c: True for c in couplers}]
     red = like.red if like is not None and like.red.kept == keep else reduce_network(n, keep, topos)
