@@ -51,6 +51,8 @@ def test_the_seed_island_cannot_carry_the_campus(out):
     assert s["design_campus_load_mw"] - s["shedding_needed_mw"] == pytest.approx(s["max_island_pickup_mw"], rel=0.35)
     # and act within the PSUs' hold-up (about 14 ms at full server power)
     assert 0.0 <= s["shedding_max_delay_ms"] < 14.0
+    # even the pick-up load is lost if circuit breakers (60 ms) instead of a static switch isolate the campus
+    assert s["pickup_survives_with_breaker_isolation"] is False
 
 
 def test_island_fault_and_bus_transfer_physics(out):

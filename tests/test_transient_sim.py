@@ -230,3 +230,18 @@ def test_standby_genset_starts_on_islanding_and_shares_by_droop(case, tmp_path):
     assert p_gen > 0.1
     assert p_gen / p_pcs == pytest.approx(m[names.index("BESS1_PCS")] / m[names.index("G1")], rel=0.03)
     assert float(end.frequency_hz) == pytest.approx(50.0, abs=0.05)
+
+
+def test_isolation_device_opens_before_the_island_forms(light):
+    """A remote fault collapses the grid voltage to 5 % without disconnecting it: the PCS detect it, the static
+    switch opens 4 ms later, and only then do they form the island (they never feed the grid's fault)."""
+    ev = [Event(0.1, "source", s, 0.05) for s in light.src["names"]]
+    ds = simulate(light, ev, t_end_s=0.6, battery_dc=False)
+    t_det = float(np.nanmin(ds.t_detect_s))
+    opening = light.dyn.detection.isolation_opening_ms / 1000.0
+    after = ds.sel(time=slice(t_det + opening + 1e-3, None))
+    assert float(abs(after.grid_p_mw).max()) == 0.0
+    pcs = [n for n in ds.inverter.values if n.endswith("_PCS")]
+    first_gfm = float(ds.time[(ds.inverter_mode.sel(inverter=pcs) == 1).any("inverter").to_numpy().argmax()])
+    assert first_gfm >= t_det + opening - 1e-9
+    assert float(ds.hall_lost_mw.isel(time=-1).sum()) == 0.0

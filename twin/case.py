@@ -644,6 +644,9 @@ class SwitchoverStudy(_Strict):
                                 gt=0, le=60, default=1.0)
     gensets: list[SwitchoverGenset] = Field(default_factory=list, description="standby gensets, started on "
                                             "islanding detection (none in the seed)")
+    breaker_opening_ms: float = Q("opening time of the incomer circuit breakers, for the study's comparison with a "
+                                  "static switch, in ms (vacuum circuit breaker with its relay: about 50-60 ms, L)",
+                                  gt=0, le=1000, default=60.0)
     island_frequency_band_hz: float = Q("island frequency limit: largest deviation from nominal in Hz (GB/T "
                                         "15945-2008 small systems: 0.5 Hz)", gt=0, le=5, default=0.5)
 

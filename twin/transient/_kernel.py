@@ -30,7 +30,7 @@ H_TAN, H_VBO, H_FMIN, H_FMAX, H_REC, H_UPS, H_TREC, H_WALK, N_H = range(9)
 V_HYST = 0.05  # pu: a browned-out PSU or drive restarts drawing power above its brown-out voltage plus this
 # detection settings
 (D_UV, D_UV_T, D_OV, D_OV_T, D_DF, D_DF_T, D_TT, D_F0, D_SYNC_ANG, D_SYNC_V, D_SYNC_F, D_SYNC_GAIN, D_ROCOF,
- D_ROCOF_T, D_SYNC_FMAX, N_D) = range(16)
+ D_ROCOF_T, D_SYNC_FMAX, D_BRK, N_D) = range(17)
 # events
 EV_SOURCE, EV_TOPOLOGY, EV_FAULT, EV_SHED, EV_TRANSFER_TRIP, EV_RESYNC, EV_SOURCE_PHASE = range(7)
 # recorded per inverter
@@ -109,6 +109,7 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
     resync = np.zeros(n_src, dtype=np.bool_)   # the grid has returned at this incomer: synchronise to it
     mode = inv_j[:, J_MODE0].copy()
     first_det = -1                        # step of the first islanding detection (starts the gensets)
+    brk_open_step = -1                    # step at which the campus isolation device opened
     i_inj = inv_i0.copy()                 # present injection of each inverter (pu current)
     th = inv_th0.copy()                   # PLL angle (GFL) or internal-voltage angle (GFM)
     xi = np.zeros(n_inv)                  # PLL integrator (rad/s)
@@ -193,6 +194,11 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                 src_e[j] = src_e[j] * np.exp(1j * np.radians(ev_val[ev]))
             ev += 1
 
+        # the campus isolation device (static switch or incomer breakers) opens after the first islanding detection
+        if first_det >= 0 and brk_open_step < 0 and t >= first_det * dt + det[D_BRK] - 1e-12:
+            brk_open_step = k
+            for s in range(n_src):
+                src_on[s] = False
         any_src = False
         for s in range(n_src):
             any_src = any_src or src_on[s]
@@ -262,7 +268,10 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                         mode[u] = 2
                         i_inj[u] = 0.0
                         continue
-                if det_step[u] >= 0 and mode[u] == 0 and t >= det_step[u] * dt + inv_f[u, I_MODE_DELAY] - 1e-12:
+                # a PCS forms the island once it has detected it and the campus is isolated from the grid (the
+                # isolation device opened); a PV inverter just stops after its anti-islanding delay
+                delay = max(inv_f[u, I_MODE_DELAY], det[D_BRK]) if inv_j[u, J_FORM] == 1 else inv_f[u, I_MODE_DELAY]
+                if det_step[u] >= 0 and mode[u] == 0 and t >= det_step[u] * dt + delay - 1e-12:
                     if inv_j[u, J_FORM] == 1:
                         mode[u] = 1
                         th[u] = th[u] + inv_f[u, I_DTH]

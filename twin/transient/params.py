@@ -57,6 +57,10 @@ class Detection(_Strict):
     frequency_ms: float = Q("under/over-frequency operate time in ms", ge=0, le=10000)
     rocof_hz_per_s: float = Q("rate-of-change-of-frequency pick-up in Hz/s", gt=0, le=100, default=2.0)
     rocof_ms: float = Q("rate-of-change-of-frequency operate time in ms", ge=0, le=10000, default=50.0)
+    isolation_device: str = Field("static_switch", description="what isolates the campus from the grid on "
+                                  "islanding detection: 'static_switch' or 'circuit_breaker' (a label for reports)")
+    isolation_opening_ms: float = Q("opening time of the isolation device after detection in ms (the PCS form the "
+                                    "island only after it)", ge=0, le=1000, default=4.0)
     transfer_trip: bool = Field(False, description="true: the incomer breaker's status is signalled to the PCS")
     transfer_trip_ms: float = Q("transfer-trip signal delay in ms", ge=0, le=10000, default=5.0)
 

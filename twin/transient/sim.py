@@ -317,6 +317,7 @@ def _detection(dyn: DynamicsModel, f0: float) -> np.ndarray:
         d.undervoltage_pu, d.undervoltage_ms / 1e3, d.overvoltage_pu, d.overvoltage_ms / 1e3, d.frequency_band_hz,
         d.frequency_ms / 1e3, d.transfer_trip_ms / 1e3, f0)
     r[[K.D_ROCOF, K.D_ROCOF_T]] = d.rocof_hz_per_s, d.rocof_ms / 1e3
+    r[K.D_BRK] = d.isolation_opening_ms / 1e3
     rs = dyn.resync
     r[[K.D_SYNC_ANG, K.D_SYNC_V, K.D_SYNC_F, K.D_SYNC_GAIN, K.D_SYNC_FMAX]] = (
         np.radians(rs.max_angle_deg), rs.max_voltage_pu, rs.max_slip_hz, rs.gain_hz_per_rad, rs.max_correction_hz)
