@@ -97,7 +97,7 @@ def _after(ds: xr.Dataset, t0: float) -> xr.Dataset:
     return ds.sel(time=slice(t0, None))
 
 
-def _lost(ds: xr.Dataset, plant: Plant) -> dict:
+def load_lost(ds: xr.Dataset, plant: Plant) -> dict:
     """Load lost at the end of a run (MW, pre-event values): servers, DOL motors, tripped drives."""
     end = ds.isel(time=-1)
     it = float(end.hall_lost_mw.sum())
@@ -110,7 +110,7 @@ def _lost(ds: xr.Dataset, plant: Plant) -> dict:
 
 def survives(ds: xr.Dataset, plant: Plant, band_hz: float, t_event: float) -> bool:
     """No server, motor or drive lost, and the island frequency inside the band at the end."""
-    lost = _lost(ds, plant)
+    lost = load_lost(ds, plant)
     f_end = float(ds.frequency_hz.isel(time=-1))
     return lost["total_mw"] < 1e-6 and abs(f_end - float(plant.net.f_hz)) <= band_hz
 
@@ -124,7 +124,7 @@ def _it_mw(plant: Plant) -> float:
     return float(plant.net.res_load.p_mw[plant.net.load.group == "it"].sum())
 
 
-def _max_shed_fraction(case: Case) -> float:
+def max_shed_fraction(case: Case) -> float:
     """GPU power capping can bring each server down to its idle power at most: 1 - P_idle / P_full of the IT load."""
     full = idle = 0.0
     for h in case.spec.halls:
@@ -198,7 +198,7 @@ def _check_lom(chk: Checker, scen: str, ds: xr.Dataset, plant: Plant, case: Case
         for c in ds.container.values:
             fl = int(ds.battery_flags.sel(container=c).max())
             chk.upper(scen, c, "BMS limit flags", float(fl), 0.0, "1", BMS_CRIT)
-    lost = _lost(ds, plant)
+    lost = load_lost(ds, plant)
     lv_lo, _, _ = bus_band(case, "lv_board", emergency=True)
     chk.lower(scen, "hall LV boards", "lowest voltage after one cycle", vmin, lv_lo, "pu",
               "LV emergency band (criteria file), judged from one cycle after the event (RMS validity)")
@@ -283,14 +283,14 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
     pl_cb.det[K.D_BRK] = o.breaker_opening_ms / 1000.0
     ds_cb = simulate(pl_cb, lom_events(case, pl_cb, t_ev), battery_dc=False)
     cb_survives = survives(ds_cb, pl_cb, band, t_ev)
-    chk.upper("loss of mains, isolation by circuit breaker", "servers", "PSU dropout", _lost(ds_cb, pl_cb)["it_mw"],
+    chk.upper("loss of mains, isolation by circuit breaker", "servers", "PSU dropout", load_lost(ds_cb, pl_cb)["it_mw"],
               0.0, "MW", f"the pick-up load isolated by circuit breakers opening in {o.breaker_opening_ms:g} ms "
               "instead of the dynamics' isolation device", advisory=True)
     chk.lower("island pick-up", "campus", "largest load the island carries", pickup_mw, design_mw, "MW",
               f"the design point's load ({design}) carried through loss of mains without shedding")
     bar.update()
     # 3. shedding at the design point: the capping (or, beyond it, shedding of IT load) needed for each delay
-    shed_max = _max_shed_fraction(case)
+    shed_max = max_shed_fraction(case)
     it_mw = _it_mw(dp)
     shed_rows = []
     for d_ms in o.shed_delays_ms:
@@ -322,7 +322,7 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
     for h in bt.hall.values:
         chk.lower(f"bus transfer, {inc} lost", f"{h} supply", "ITIC margin", float(bt_it.sel(element=h).margin_ms_min),
                   0.0, "ms", ITIC_CRIT)
-    bt_lost = _lost(bt, dp)
+    bt_lost = load_lost(bt, dp)
     chk.upper(f"bus transfer, {inc} lost", "campus", "load lost (motors, drives, servers)", bt_lost["total_mw"], 0.0,
               "MW", "automatic bus transfer without load loss (DOL contactors drop out in a long dead time)",
               advisory=True)
@@ -369,7 +369,7 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
                   t_end_s=t_r + 3.0, battery_dc=False)
     t_close = rs.attrs["t_close_s"]
     rs_it = itic_check(rs.time.to_numpy(), rs.hall_supply_v_pu.to_numpy(), names=list(rs.hall.values))
-    rs_lost = _lost(rs, fl_plant)
+    rs_lost = load_lost(rs, fl_plant)
     chk.lower("return to grid", inc, "reclosed within 3 s", 3.0 - (t_close - t_r) if np.isfinite(t_close) else
               float("nan"), 0.0, "s", "synchro-check (models/dynamics resync)")
     bar.update()

@@ -50,6 +50,27 @@ def _motor_y(rs, xs, xm, rr, xr, s):
 
 
 @njit(cache=True)
+def _n_discrete(mode, feed_on, ld_bo, ld_on, mo_on, src_on, lost):
+    """A signature of the discrete states (modes, brown-outs, trips, breakers, dropouts): it changes when one does."""
+    h = 0
+    for x in mode:
+        h = h * 7 + x + 1
+    for arr in (feed_on.ravel(), ld_bo, ld_on, mo_on, src_on, lost.ravel()):
+        for b in arr:
+            h = h * 3 + (2 if b else 1)
+    return h
+
+
+@njit(cache=True)
+def _recharge(w, wmax, frac, pout):
+    """Extra input power that recharges a PSU's DC link: ``frac * pout``, tapering to zero over the last 10 % of
+    its energy (as a bulk capacitor's charge current falls near its set-point), so the end of a recharge is smooth."""
+    if wmax <= 0.0:
+        return 0.0
+    return frac * pout * min(1.0, max(wmax - w, 0.0) / (0.1 * wmax))
+
+
+@njit(cache=True)
 def _psu_alloc(hall_bus, nf, ilimp, vmag, fok, feed_on, ramp, demand, alloc):
     """Share a hall's demand over its feeds within their current limits (dual-corded servers); return supplied."""
     d = 0.0
@@ -58,7 +79,8 @@ def _psu_alloc(hall_bus, nf, ilimp, vmag, fok, feed_on, ramp, demand, alloc):
     cap = np.zeros(nf)
     for f in range(nf):
         v = vmag[hall_bus[f]]
-        cap[f] = ilimp[f] * v * ramp[f] if (feed_on[f] and fok) else 0.0
+        # within the input current limit; after a restart the input power walks in linearly to the feed's share
+        cap[f] = min(ilimp[f] * v, ramp[f] * d / nf) if (feed_on[f] and fok) else 0.0
     share = d / nf
     spill = 0.0
     spare = 0.0
@@ -160,6 +182,7 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
     w = grp_w0.copy()
     lost = np.zeros(grp_p.shape, dtype=np.bool_)
     ratio = np.ones(n_h)                  # supplied / demand of each hall at the last solve
+    ratio_prev = np.ones(n_h)
     alloc = np.zeros(hall_bus.shape[1])
     feed_p = np.zeros(hall_bus.shape)
     demand = np.zeros(n_g)
@@ -173,7 +196,9 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
 
     for k in range(n_steps):
         t = k * dt
-        # ---------------- events due now
+        # ---------------- events due now (a discrete change makes the step's DC-link update use the left value)
+        ev0 = ev
+        n_disc0 = _n_discrete(mode, feed_on, ld_bo, ld_on, mo_on, src_on, lost)
         while ev < n_ev and ev_step[ev] <= k:
             kind = ev_kind[ev]
             j = ev_idx[ev]
@@ -260,7 +285,8 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                         if mode[u] == 0:
                             det_step[u] = k
                             t_detect[u] = t
-                            if first_det < 0:
+                            if first_det < 0 and inv_j[u, J_FORM] == 1:
+                                # a PCS that will form the island: the isolation device opens, gensets start
                                 first_det = k
                 if inv_f[u, I_UV] > 0.0:
                     t_pvuv[u] = t_pvuv[u] + dt if vm < inv_f[u, I_UV] else 0.0
@@ -332,20 +358,6 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                     xfc[c_] += (f0 - acc_f[c_] / cnt_f[c_]) / trest[c_] * dt
                 elif not energised[c_]:
                     xfc[c_] = 0.0
-            # PSU DC links
-            for h in range(n_h):
-                for g in range(n_g):
-                    if lost[h, g] or grp_p[h, g] <= 0.0:
-                        continue
-                    pout = grp_p[h, g] * (1.0 - shed)
-                    dem = pout + (hall_f[h, H_REC] * pout if w[h, g] < grp_wmax[h, g] else 0.0)
-                    net_p = ratio[h] * dem - pout
-                    if net_p < 0.0 and pout > 0.0:
-                        net_p *= (pout + grp_l0p[h, g]) / pout
-                    w[h, g] = min(w[h, g] + net_p * dt, grp_wmax[h, g])
-                    if w[h, g] <= 0.0:
-                        w[h, g] = 0.0
-                        lost[h, g] = True
             # PSU and load brown-out: stop drawing below the brown-out voltage, restart above it plus a hysteresis
             # after a recovery time (a state, so that the network iteration sees a continuous load)
             for h in range(n_h):
@@ -485,7 +497,7 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                         demand[g] = 0.0
                     else:
                         pout = grp_p[h, g] * (1.0 - shed)
-                        demand[g] = pout + (hall_f[h, H_REC] * pout if w[h, g] < grp_wmax[h, g] else 0.0)
+                        demand[g] = pout + _recharge(w[h, g], grp_wmax[h, g], hall_f[h, H_REC], pout)
                 nf = hall_nf[h]
                 tot, d = _psu_alloc(hall_bus[h], nf, hall_ilimp[h], vmag, fok_h, feed_on[h], feed_ramp[h], demand,
                                     alloc)
@@ -516,6 +528,26 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                 i_inj[u] = (emag[u] * np.exp(1j * th[u]) - v[inv_j[u, J_BUS]]) / (kz[u] * zv)
             elif mode[u] == 0 and not energised[comp[topo, inv_j[u, J_BUS]]]:
                 i_inj[u] = 0j
+        # PSU DC links over the step just solved: the input is the mean of the supply ratio at both ends
+        # (trapezoidal rule, second order: the hold-up does not depend on the step), or its value before the step
+        # when something switched at this step (the solution jumped at the step's start)
+        jump = ev != ev0 or _n_discrete(mode, feed_on, ld_bo, ld_on, mo_on, src_on, lost) != n_disc0
+        if k > 0:
+            for h in range(n_h):
+                for g in range(n_g):
+                    if lost[h, g] or grp_p[h, g] <= 0.0:
+                        continue
+                    pout = grp_p[h, g] * (1.0 - shed)
+                    dem = pout + _recharge(w[h, g], grp_wmax[h, g], hall_f[h, H_REC], pout)
+                    r_ = ratio_prev[h] if jump else 0.5 * (ratio_prev[h] + ratio[h])
+                    net_p = r_ * dem - pout
+                    if net_p < 0.0 and pout > 0.0:
+                        net_p *= (pout + grp_l0p[h, g]) / pout
+                    w[h, g] = min(w[h, g] + net_p * dt, grp_wmax[h, g])
+                    if w[h, g] <= 0.0:
+                        w[h, g] = 0.0
+                        lost[h, g] = True
+        ratio_prev[:] = ratio
         v_prev[:] = v
 
         # ---------------- record

@@ -76,6 +76,8 @@ class PsuModel(_Strict):
     brownout_pu: float = Q("input voltage below which the PSUs stop drawing power, pu", gt=0, lt=1)
     brownout_recovery_ms: float = Q("time above the brown-out voltage before a PSU draws power again, ms", ge=0,
                                     le=10000)
+    walk_in_ms: float = Q("PFC soft start: input power ramp after a brown-out restart, ms", gt=0, le=10000,
+                          default=20.0)
     frequency_min_hz: float = Q("lowest input frequency in Hz", gt=30, lt=60)
     frequency_max_hz: float = Q("highest input frequency in Hz", gt=50, lt=80)
     recharge_fraction: float = Q("extra input power that recharges the DC link after a dip, fraction of load",

@@ -99,6 +99,28 @@ class Plant:
     names: dict = field(default_factory=dict)
     soc: float = 0.5
 
+    def with_soc(self, soc: float) -> Plant:
+        """A copy at another battery SOC (0-1): the grid-forming PCS's power limit follows the BMS at that SOC."""
+        if not 0.0 <= soc <= 1.0:
+            raise ValueError(f"soc: expected 0-1, found {soc}")
+        q = self.copy()
+        rows = [k == "PCS" for k in q.inv["kind"]]
+        q.inv["f"][rows, K.I_PMAX] = _battery_pmax_ac(self.case, soc) / float(self.net.sn_mva)
+        q.soc = soc
+        return q
+
+    def with_detection(self, **changes) -> Plant:
+        """A copy with other islanding-detection settings, named as in ``[detection]`` of the dynamics file (for
+        example ``undervoltage_ms=10.0``, ``isolation_opening_ms=60.0``)."""
+        q = self.copy()
+        d = self.dyn.detection.model_copy(update=changes)
+        bad = set(changes) - set(type(d).model_fields)
+        if bad:
+            raise ValueError(f"with_detection: unknown setting(s) {sorted(bad)}; expected {sorted(d.model_fields)}")
+        q.dyn = self.dyn.model_copy(update={"detection": type(d).model_validate(d.model_dump())})
+        q.det = _detection(q.dyn, float(self.net.f_hz))
+        return q
+
     def copy(self) -> Plant:
         """A copy whose parameter arrays can be changed (for example detection delays) without touching this one."""
         q = copy.copy(self)
@@ -298,7 +320,8 @@ def _halls(case: Case, net, red, dyn: DynamicsModel, ups_halls) -> dict:
         boards.append(net.bus.loc[rows.bus, "name"].astype(str).tolist())
         ups = hall.name in ups_halls
         hf[h] = [tan, 0.9 if ups else ps.brownout_pu, ps.frequency_min_hz, ps.frequency_max_hz, ps.recharge_fraction,
-                 1.0 if ups else 0.0, ps.brownout_recovery_ms / 1000.0, ps.ups_walk_in_s if ups else 0.0]
+                 1.0 if ups else 0.0, ps.brownout_recovery_ms / 1000.0,
+                 ps.ups_walk_in_s if ups else ps.walk_in_ms / 1000.0]
         gp[h] = p / ng
         if ups:  # online UPS (IEC 62040-3 VFI): input window +/-10 % (L), output held while its battery lasts
             gw[h] = ps.ups_autonomy_min * 60.0 * p / ng
@@ -482,7 +505,20 @@ def simulate(plant: Plant, events, *, t_end_s: float | None = None, step_ms: flo
     t_close = np.full(1, np.nan)
     flt_bus = np.arange(n, dtype=np.int64)
     flt_y = np.full(n, FAULT_Y_PU + 0j)
-    n_nc = K.simulate(red.y_pu, red.components, 0, plant.v0.astype(complex), dt, n_steps, int(record_every),
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):  # 18x18 solves: threads only add overhead
+        n_nc = _run_kernel(red, plant, dt, n_steps, record_every, src, inv, j, ld, mo, hall, flt_bus, flt_y, ev,
+                           tolerance_pu, max_iterations, out_v, out_inv, out_hall, out_feed, out_ld, out_mo, out_src,
+                           out_step, t_detect, t_close)
+    return _dataset(plant, events, dt, record_every, n_rec, out_v, out_inv, out_hall, out_feed, out_ld, out_mo,
+                    out_src, out_step, t_detect, t_close, int(n_nc), battery_dc)
+
+
+def _run_kernel(red, plant, dt, n_steps, record_every, src, inv, j, ld, mo, hall, flt_bus, flt_y, ev, tolerance_pu,
+                max_iterations, out_v, out_inv, out_hall, out_feed, out_ld, out_mo, out_src, out_step, t_detect,
+                t_close):
+    return K.simulate(red.y_pu, red.components, 0, plant.v0.astype(complex), dt, n_steps, int(record_every),
                       src["bus"], src["y"].astype(complex), src["e"].astype(complex).copy(), src["on"],
                       inv["f"], j, inv["i0"].astype(complex), inv["th0"],
                       ld["bus"], ld["f"], mo["bus"], mo["f"],
@@ -490,8 +526,6 @@ def simulate(plant: Plant, events, *, t_end_s: float | None = None, step_ms: flo
                       hall["l0p"], flt_bus, flt_y, ev[0], ev[1], ev[2], ev[3], plant.det, float(tolerance_pu),
                       int(max_iterations), out_v, out_inv, out_hall, out_feed, out_ld, out_mo, out_src, out_step,
                       t_detect, t_close)
-    return _dataset(plant, events, dt, record_every, n_rec, out_v, out_inv, out_hall, out_feed, out_ld, out_mo,
-                    out_src, out_step, t_detect, t_close, int(n_nc), battery_dc)
 
 
 def _dataset(plant, events, dt, every, n_rec, out_v, out_inv, out_hall, out_feed, out_ld, out_mo, out_src, out_step,
@@ -588,5 +622,6 @@ def _battery_side(plant: Plant, ds: xr.Dataset, dt: float) -> xr.Dataset:
                           np.zeros((len(t), len(pcs_names)), dtype=np.int32),
                           _attrs("1", "BMS limit flags (0: within every limit)")),
     }, coords={"time": t, "container": list(b.container.values)})
-    out.attrs["battery_p_avail_discharge_mw"] = float(b.p_avail_discharge_w.isel(step=0).min()) / 1e6
+    out["battery_p_avail_discharge_mw"] = ((), float(b.p_avail_discharge_w.isel(step=0).min()) / 1e6,
+                                           _attrs("MW", "DC power the BMS allows each container at the start"))
     return out
