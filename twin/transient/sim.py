@@ -450,7 +450,7 @@ def _attrs(units: str, long_name: str) -> dict:
 
 def simulate(plant: Plant, events, *, t_end_s: float | None = None, step_ms: float | None = None,
              pcs_form_on_island: bool = True, record_every: int = 1, battery_dc: bool = True,
-             tolerance_pu: float = 1e-9, max_iterations: int = 40) -> xr.Dataset:
+             tolerance_pu: float = 1e-8, max_iterations: int = 30) -> xr.Dataset:
     """Simulate the plant through a list of :class:`Event` and return the time series as a Dataset.
 
     Parameters
