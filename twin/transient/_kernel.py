@@ -526,6 +526,9 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
             if mode[u] == 1:
                 zv = complex(inv_f[u, I_ZV_RE], inv_f[u, I_ZV_IM])
                 i_inj[u] = (emag[u] * np.exp(1j * th[u]) - v[inv_j[u, J_BUS]]) / (kz[u] * zv)
+                ia = abs(i_inj[u])
+                if ia > inv_f[u, I_ILIM]:  # the hard limit, where the iteration stopped short of it
+                    i_inj[u] *= inv_f[u, I_ILIM] / ia
             elif mode[u] == 0 and not energised[comp[topo, inv_j[u, J_BUS]]]:
                 i_inj[u] = 0j
         # PSU DC links over the step just solved: the input is the mean of the supply ratio at both ends
