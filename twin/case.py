@@ -651,6 +651,33 @@ class SwitchoverStudy(_Strict):
                                         "15945-2008 small systems: 0.5 Hz)", gt=0, le=5, default=0.5)
 
 
+class SwingStudy(_Strict):
+    """Options of the power-swing study (``twin study swing``, :mod:`twin.studies.swing`); all optional."""
+
+    operating_point: Name = Field("training_peak", description="operating point around which the load swings")
+    fs_hz: float = Q("sample rate of the swing time series in Hz (the flickermeter needs >= 100)", ge=100, le=2000,
+                     default=100.0)
+    periods_s: list[float] = Field([0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0], min_length=1,
+                                   description="iteration periods of the training oscillation studied, s (0.05-5 Hz)")
+    ramp_window_s: float = Q("window of the ramp-rate measure in s", gt=0, le=60, default=1.0)
+    ramp_limit_mw_per_s: float = Q("utility's ramp-rate limit at the point of connection in MW/s (L: no published "
+                                   "limit for loads; a project sets it)", gt=0, le=1000, default=1.0)
+    oscillation_limit_mw: float = Q("utility's limit on a power oscillation amplitude (0.05-5 Hz) in MW (L)", gt=0,
+                                    le=1000, default=0.3)
+    smoothing_filter_s: float = Q("time constant of the smoothing controller's low-pass in s", gt=0, le=3600,
+                                  default=30.0)
+    pcs_response_ms: float = Q("time constant of the PCS's power loop in ms", ge=0, le=10000, default=50.0)
+    smoothing_headroom_mw: float = Q("PCS power the EMS keeps free for smoothing in MW (the seed's largest training "
+                                     "job swings about 2.2 MW)", ge=0, le=1e4, default=2.5)
+
+    @model_validator(mode="after")
+    def _check(self):
+        bad = [p for p in self.periods_s if not 0.2 <= p <= 20]
+        if bad:
+            raise ValueError(f"periods_s: each period must be 0.2-20 s (0.05-5 Hz), found {bad}")
+        return self
+
+
 class CaseSpec(_Strict):
     case: CaseMeta
     site: Site
@@ -668,6 +695,7 @@ class CaseSpec(_Strict):
     battery_study: BatteryStudy = BatteryStudy()
     timeseries: TimeseriesStudy = TimeseriesStudy()
     switchover: SwitchoverStudy = SwitchoverStudy()
+    swing: SwingStudy = SwingStudy()
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ class StudyResult:
 # study name -> module under twin.studies, in the order ``twin run`` runs them (imported when used)
 STUDIES = {"loadflow": "loadflow", "shortcircuit": "shortcircuit", "contingency": "contingency",
            "drivers": "drivers", "battery": "battery", "timeseries": "timeseries",
-           "switchover": "switchover"}
+           "switchover": "switchover", "swing": "swing"}
 
 
 def names() -> list[str]:
