@@ -30,7 +30,7 @@ H_TAN, H_VBO, H_FMIN, H_FMAX, H_REC, H_UPS, H_TREC, H_WALK, N_H = range(9)
 V_HYST = 0.05  # pu: a browned-out PSU or drive restarts drawing power above its brown-out voltage plus this
 # detection settings
 (D_UV, D_UV_T, D_OV, D_OV_T, D_DF, D_DF_T, D_TT, D_F0, D_SYNC_ANG, D_SYNC_V, D_SYNC_F, D_SYNC_GAIN, D_ROCOF,
- D_ROCOF_T, D_SYNC_FMAX, D_BRK, N_D) = range(17)
+ D_ROCOF_T, D_SYNC_FMAX, D_BRK, D_N_DIPS, D_DIP_WINDOW, D_RETRANSFER, D_LOCKOUT_N, D_LOCKOUT_S, N_D) = range(22)
 # events
 EV_SOURCE, EV_TOPOLOGY, EV_FAULT, EV_SHED, EV_TRANSFER_TRIP, EV_RESYNC, EV_SOURCE_PHASE = range(7)
 # recorded per inverter
@@ -124,7 +124,16 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
     v = v0.copy()
     v_prev = v0.copy()
     topo = topo0
-    src_on = src_on0.copy()
+    grid_on = src_on0.copy()              # the utility is there at this incomer (an event removes or returns it)
+    brk = np.ones(n_src, dtype=np.bool_)  # the campus isolation device at this incomer is closed
+    src_on = src_on0.copy()               # the source feeds the campus: grid_on and brk
+    healthy_t = np.zeros(n_src)           # time the returned grid has been healthy (auto-retransfer)
+    dip_times = np.full(64, -1e30)        # the last dips (transfer logic: N dips in M seconds)
+    n_dips = 0
+    xfer_times = np.full(64, -1e30)       # the last transfers to the battery (lockout)
+    n_xfer = 0
+    in_dip = False
+    locked_until = -1.0
     src_scale = np.ones(n_src)
     flt_on = np.zeros(n_fl, dtype=np.bool_)
     shed = 0.0
@@ -147,6 +156,8 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
     qf = inv_f[:, I_Q0].copy()
     limited = np.zeros(n_inv, dtype=np.bool_)
     kz = np.ones(n_inv)
+    pset = inv_f[:, I_P0].copy()          # grid-following set-points (after a retransfer: the output at that moment)
+    qset = inv_f[:, I_Q0].copy()
     xv = np.zeros(n_inv)                  # secondary voltage restoration (pu)
     t_uv = np.zeros(n_inv)
     t_ov = np.zeros(n_inv)
@@ -203,7 +214,7 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
             kind = ev_kind[ev]
             j = ev_idx[ev]
             if kind == EV_SOURCE:
-                src_on[j] = ev_val[ev] > 0.0
+                grid_on[j] = ev_val[ev] > 0.0
                 src_scale[j] = ev_val[ev]
             elif kind == EV_TOPOLOGY:
                 topo = j
@@ -215,15 +226,19 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                 tt_step = k + int(round(det[D_TT] / dt))
             elif kind == EV_RESYNC:
                 resync[j] = True
+                grid_on[j] = True
+                src_scale[j] = 1.0
             elif kind == EV_SOURCE_PHASE:
                 src_e[j] = src_e[j] * np.exp(1j * np.radians(ev_val[ev]))
             ev += 1
 
-        # the campus isolation device (static switch or incomer breakers) opens after the first islanding detection
+        # the campus isolation device (static switch or incomer breakers) opens after the transfer decision
         if first_det >= 0 and brk_open_step < 0 and t >= first_det * dt + det[D_BRK] - 1e-12:
             brk_open_step = k
             for s in range(n_src):
-                src_on[s] = False
+                brk[s] = False
+        for s in range(n_src):
+            src_on[s] = grid_on[s] and brk[s]
         any_src = False
         for s in range(n_src):
             any_src = any_src or src_on[s]
@@ -245,6 +260,8 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                 fsys = acc / cnt
 
         # ---------------- dynamic states from the previous step (k > 0)
+        any_hit = False
+        tt_hit = False
         if k > 0:
             vmp = np.abs(v_prev)
             acc_f[:] = 0.0
@@ -279,15 +296,16 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                     t_df[u] = t_df[u] + dt if abs(freq[u] - f0) > det[D_DF] else 0.0
                     t_rocof[u] = t_rocof[u] + dt if abs(freq[u] - f_last[u]) > det[D_ROCOF] * dt else 0.0
                     f_last[u] = freq[u]
-                    if (t_uv[u] >= det[D_UV_T] - 1e-12 or t_ov[u] >= det[D_OV_T] - 1e-12
-                            or t_df[u] >= det[D_DF_T] - 1e-12 or t_rocof[u] >= det[D_ROCOF_T] - 1e-12
-                            or (tt_step >= 0 and k >= tt_step)):
-                        if mode[u] == 0:
+                    hit = (t_uv[u] >= det[D_UV_T] - 1e-12 or t_ov[u] >= det[D_OV_T] - 1e-12
+                           or t_df[u] >= det[D_DF_T] - 1e-12 or t_rocof[u] >= det[D_ROCOF_T] - 1e-12)
+                    if mode[u] == 0 and (hit or (tt_step >= 0 and k >= tt_step)):
+                        if inv_j[u, J_FORM] == 1:
+                            any_hit = True  # the campus transfer logic decides (below)
+                            if tt_step >= 0 and k >= tt_step:
+                                tt_hit = True
+                        else:
                             det_step[u] = k
                             t_detect[u] = t
-                            if first_det < 0 and inv_j[u, J_FORM] == 1:
-                                # a PCS that will form the island: the isolation device opens, gensets start
-                                first_det = k
                 if inv_f[u, I_UV] > 0.0:
                     t_pvuv[u] = t_pvuv[u] + dt if vm < inv_f[u, I_UV] else 0.0
                     if t_pvuv[u] >= inv_f[u, I_UV_T] - 1e-12:
@@ -321,8 +339,8 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                     freq[u] = f0 + wdev / two_pi
                     # current control (first-order closed loop) towards the P and Q set-points, limited
                     vd = max(vm, 0.1)
-                    idr = inv_f[u, I_P0] / vd
-                    iqr = -inv_f[u, I_Q0] / vd
+                    idr = pset[u] / vd
+                    iqr = -qset[u] / vd
                     lim = inv_f[u, I_ILIM]
                     if abs(idr) > lim:
                         idr = lim * np.sign(idr)
@@ -353,6 +371,48 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                         xv[u] += (inv_f[u, I_V0] - vm) / inv_f[u, I_TREST] * dt
                     th[u] += two_pi * (freq[u] - f0) * dt
                     emag[u] = inv_f[u, I_E0] - inv_f[u, I_MQ] * qf[u] + xv[u]
+            # campus transfer logic: a dip (a PCS's islanding criterion met) counts once; the campus transfers to the
+            # battery (isolation opens, the PCS form the island) when N dips fall within M seconds, or on a
+            # transfer-trip signal; otherwise it rides the dip on the grid
+            if any_hit and not in_dip and first_det < 0:
+                in_dip = True
+                dip_times[n_dips % 64] = t
+                n_dips += 1
+                cnt_d = 0
+                for q in range(64):
+                    if t - dip_times[q] <= det[D_DIP_WINDOW] + 1e-12:
+                        cnt_d += 1
+                if cnt_d >= det[D_N_DIPS] or tt_hit:
+                    first_det = k
+                    xfer_times[n_xfer % 64] = t
+                    n_xfer += 1
+                    cnt_x = 0
+                    for q in range(64):
+                        if t - xfer_times[q] <= det[D_DIP_WINDOW] + 1e-12:
+                            cnt_x += 1
+                    if cnt_x >= det[D_LOCKOUT_N]:
+                        locked_until = t + det[D_LOCKOUT_S]
+                    for u in range(n_inv):
+                        if inv_j[u, J_FORM] == 1 and mode[u] == 0:
+                            det_step[u] = k
+                            t_detect[u] = t
+            elif not any_hit and in_dip:
+                # the dip is over when no PCS sees its criterion any more (counters back at zero)
+                clear = True
+                for u in range(n_inv):
+                    if inv_j[u, J_FORM] == 1 and mode[u] == 0 and (t_uv[u] > 0 or t_ov[u] > 0 or t_df[u] > 0):
+                        clear = False
+                if clear:
+                    in_dip = False
+            # automatic retransfer: the returned grid healthy for the retransfer delay, not locked out
+            if brk_open_step >= 0:
+                for s_ in range(n_src):
+                    if grid_on[s_] and not brk[s_] and src_scale[s_] >= 0.9 and t >= locked_until:
+                        healthy_t[s_] += dt
+                        if healthy_t[s_] >= det[D_RETRANSFER] - 1e-12:
+                            resync[s_] = True
+                    else:
+                        healthy_t[s_] = 0.0
             for c_ in range(n_comp):
                 if cnt_f[c_] > 0:
                     xfc[c_] += (f0 - acc_f[c_] / cnt_f[c_]) / trest[c_] * dt
@@ -418,7 +478,7 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
         # ---------------- resynchronisation: close an incomer when its synchro-check allows (the island's
         # frequency is that of the grid-forming units in the incomer's part of the network)
         for s_ in range(n_src):
-            if resync[s_] and not src_on[s_]:
+            if resync[s_] and grid_on[s_] and not brk[s_]:
                 cs = comp[topo, src_bus[s_]]
                 acc = 0.0
                 cnt = 0
@@ -428,12 +488,42 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
                         cnt += 1
                 vp = v_prev[src_bus[s_]]
                 dth = abs(np.angle(src_e[s_] * np.conj(vp)))
-                if (cnt > 0 and dth <= det[D_SYNC_ANG] and abs(abs(src_e[s_]) - abs(vp)) <= det[D_SYNC_V]
-                        and abs(acc / cnt - f0) <= det[D_SYNC_F]):
+                dead = cnt == 0 and abs(vp) < 0.1  # closing onto a dead bus needs no synchronism
+                if dead or (cnt > 0 and dth <= det[D_SYNC_ANG] and abs(abs(src_e[s_]) - abs(vp)) <= det[D_SYNC_V]
+                            and abs(acc / cnt - f0) <= det[D_SYNC_F]):
+                    brk[s_] = True
                     src_on[s_] = True
-                    src_scale[s_] = 1.0
+                    resync[s_] = False
+                    healthy_t[s_] = 0.0
                     if not t_close[0] <= t:
                         t_close[0] = t
+                    # back on the grid: the PCS of this part return to grid-following at their present current
+                    for u in range(n_inv):
+                        if mode[u] == 1 and inv_j[u, J_MODE0] == 0 and comp[topo, inv_j[u, J_BUS]] == cs:
+                            mode[u] = 0
+                            sp = v_prev[inv_j[u, J_BUS]] * np.conj(i_inj[u])
+                            pset[u] = sp.real
+                            qset[u] = sp.imag
+                            th[u] = np.angle(v_prev[inv_j[u, J_BUS]])
+                            rot = i_inj[u] * np.exp(-1j * th[u])
+                            id_[u] = rot.real
+                            iq_[u] = rot.imag
+                            xi[u] = 0.0
+                            det_step[u] = -1
+                            t_uv[u] = 0.0
+                            t_ov[u] = 0.0
+                            t_df[u] = 0.0
+                            t_rocof[u] = 0.0
+        # every incomer back: the transfer logic is armed again
+        if brk_open_step >= 0:
+            all_closed = True
+            for s_ in range(n_src):
+                if not brk[s_]:
+                    all_closed = False
+            if all_closed:
+                brk_open_step = -1
+                first_det = -1
+                in_dip = False
         # ---------------- energised parts of the network: a utility source or a grid-forming PCS in them. A
         # grid-following inverter in a dead part has lost its voltage reference and injects nothing.
         energised[:] = False
@@ -614,5 +704,9 @@ def simulate(ytopo, comp, topo0, v0, dt, n_steps, rec_every,
             out_step[rec, 1] = 1.0 if conv else 0.0
             out_step[rec, 2] = topo
             out_step[rec, 3] = fsys
+            islanded = brk_open_step >= 0
+            out_step[rec, 4] = 1.0 if islanded else 0.0
+            out_step[rec, 5] = n_xfer
+            out_step[rec, 6] = 1.0 if t < locked_until else 0.0
             rec += 1
     return n_nonconv

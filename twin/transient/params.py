@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from ..case import Q, _Strict
 
 __all__ = ["DynamicsModel", "PcsDynamics", "Detection", "PsuModel", "DriveModel", "MotorDynamics", "PvDynamics",
-           "Resync", "LvTrip", "GensetModel", "load_dynamics", "load_genset"]
+           "Resync", "LvTrip", "Transfer", "GensetModel", "load_dynamics", "load_genset"]
 
 
 class PcsDynamics(_Strict):
@@ -128,6 +128,19 @@ class Resync(_Strict):
     max_correction_hz: float = Q("synchroniser: largest frequency correction (slip) in Hz", gt=0, le=5, default=0.3)
 
 
+class Transfer(_Strict):
+    """The campus transfer logic between grid and battery (the PCS and the isolation device), as data."""
+
+    transfer_after_dips: int = Field(1, ge=1, le=50, description="transfer to the battery at the N-th dip within "
+                                     "dip_window_s (1: at every dip)")
+    dip_window_s: float = Q("window in which dips and transfers are counted, s", gt=0, le=86400, default=60.0)
+    retransfer_delay_s: float = Q("time the returned grid must be healthy (>= 0.9 pu) before the campus "
+                                  "resynchronises and transfers back, s", ge=0, le=86400, default=5.0)
+    lockout_after_transfers: int = Field(3, ge=1, le=50, description="after this many transfers within "
+                                         "dip_window_s the campus stays on the battery (lockout)")
+    lockout_s: float = Q("duration of the lockout, s (until an operator resets it)", gt=0, le=1e6, default=3600.0)
+
+
 class LvTrip(_Strict):
     instantaneous_multiple: float = Q("LV incomer ACB instantaneous trip Ii in multiples of its rated current",
                                       gt=1, le=30)
@@ -146,6 +159,7 @@ class DynamicsModel(_Strict):
     pv: PvDynamics
     resync: Resync
     lv_trip: LvTrip
+    transfer: Transfer = Transfer()
 
 
 class GensetModel(_Strict):

@@ -341,6 +341,9 @@ def _detection(dyn: DynamicsModel, f0: float) -> np.ndarray:
         d.frequency_ms / 1e3, d.transfer_trip_ms / 1e3, f0)
     r[[K.D_ROCOF, K.D_ROCOF_T]] = d.rocof_hz_per_s, d.rocof_ms / 1e3
     r[K.D_BRK] = d.isolation_opening_ms / 1e3
+    tr = dyn.transfer
+    r[[K.D_N_DIPS, K.D_DIP_WINDOW, K.D_RETRANSFER, K.D_LOCKOUT_N, K.D_LOCKOUT_S]] = (
+        tr.transfer_after_dips, tr.dip_window_s, tr.retransfer_delay_s, tr.lockout_after_transfers, tr.lockout_s)
     rs = dyn.resync
     r[[K.D_SYNC_ANG, K.D_SYNC_V, K.D_SYNC_F, K.D_SYNC_GAIN, K.D_SYNC_FMAX]] = (
         np.radians(rs.max_angle_deg), rs.max_voltage_pu, rs.max_slip_hz, rs.gain_hz_per_rad, rs.max_correction_hz)
@@ -500,7 +503,7 @@ def simulate(plant: Plant, events, *, t_end_s: float | None = None, step_ms: flo
     out_ld = np.zeros((n_rec, n_ld))
     out_mo = np.zeros((n_rec, n_mo, 3))
     out_src = np.zeros((n_rec, n_src), dtype=complex)
-    out_step = np.zeros((n_rec, 4))
+    out_step = np.zeros((n_rec, 7))
     t_detect = np.full(n_inv, np.nan)
     t_close = np.full(1, np.nan)
     flt_bus = np.arange(n, dtype=np.int64)
@@ -582,6 +585,10 @@ def _dataset(plant, events, dt, every, n_rec, out_v, out_inv, out_hall, out_feed
                                                         "flag_values": "0 1",
                                                         "flag_meanings": "as_built coupler_closed"}),
             "t_detect_s": ("inverter", t_detect, _attrs("s", "islanding detected")),
+            "islanded": ("time", out_step[:, 4].astype(bool), _attrs("1", "campus isolated from the grid (on the "
+                                                                    "battery)")),
+            "transfers": ("time", out_step[:, 5].astype(np.int16), _attrs("1", "transfers to the battery so far")),
+            "locked_out": ("time", out_step[:, 6].astype(bool), _attrs("1", "retransfer to the grid locked out")),
         },
         coords={"time": ("time", time, _attrs("s", "time from the start of the simulation")),
                 "bus": net.bus["name"].astype(str).tolist(), "inverter": inv["names"], "hall": hall["names"],
