@@ -52,7 +52,8 @@ def test_summary_counts_equal_checks_csv(run_dir):
     assert summary["case"] == name and len(summary["case_sha256"]) == 64
     assert {"python", "pandapower", "numpy", "xarray"} <= set(summary["versions"])
     assert set(summary["studies"]) == {"loadflow", "shortcircuit", "contingency", "drivers", "battery", "timeseries",
-                                       "timeseries_sustained_training", "switchover", "swing"}
+                                       "timeseries_sustained_training", "switchover", "ridethrough",
+                                       "swing"}
     for study, fig in summary["studies"].items():
         rows = checks[checks.study == study]
         assert fig["checks"] == len(rows)

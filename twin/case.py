@@ -651,6 +651,45 @@ class SwitchoverStudy(_Strict):
                                         "15945-2008 small systems: 0.5 Hz)", gt=0, le=5, default=0.5)
 
 
+class RideThroughStudy(_Strict):
+    """Options of the dip ride-through study (``twin study ridethrough``, :mod:`twin.studies.ridethrough`)."""
+
+    operating_point: Name = Field("training_peak", description="operating point at which the dips arrive")
+    types: list[Literal["A", "C"]] = Field(["A", "C"], min_length=1, description="dip types: 'A' balanced, 'C' "
+                                           "phase-to-phase (type D on the LV boards)")
+    depths_pu: list[float] = Field([0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9], min_length=1,
+                                   description="retained (characteristic) voltages of the dips, pu, 0-1")
+    durations_s: list[float] = Field([0.02, 0.05, 0.1, 0.2, 0.5, 1.0], min_length=1,
+                                     description="dip durations, s (whole simulation steps)")
+    settle_s: float = Q("simulated time after the longest dip, s", gt=0, le=60, default=1.5)
+    virginia_dip_pu: float = Q("retained voltage of each dip of the constructed Virginia sequence, pu", ge=0, lt=1,
+                               default=0.5)
+    virginia_dip_s: float = Q("duration of each dip of the Virginia sequence, s (a cleared fault)", gt=0, le=2,
+                              default=0.1)
+    virginia_times_s: list[float] = Field([0.0, 8.0, 20.0, 38.0, 60.0, 82.0], min_length=2,
+                                          description="start times of the sequence's dips, s (six faults in 82 s, "
+                                                      "REFERENCE.md; spacing constructed, L)")
+    lvrt_t_s: list[float] = Field([0.0, 0.625, 2.0], min_length=2, description="LVRT curve of the PCS: times since "
+                                  "the dip's start, s (GB/T 36547 points are not public: a GB/T 19964-style curve, L)")
+    lvrt_v_pu: list[float] = Field([0.2, 0.2, 0.9], min_length=2, description="LVRT curve: voltages, pu, above "
+                                   "which the PCS must stay connected")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if len(self.lvrt_t_s) != len(self.lvrt_v_pu):
+            raise ValueError(f"lvrt_v_pu needs one value per lvrt_t_s ({len(self.lvrt_t_s)}), found "
+                             f"{len(self.lvrt_v_pu)}")
+        if any(b < a for a, b in zip(self.lvrt_t_s, self.lvrt_t_s[1:], strict=False)):
+            raise ValueError(f"lvrt_t_s must not decrease, found {self.lvrt_t_s}")
+        bad = [d for d in self.depths_pu if not 0 <= d < 1]
+        if bad:
+            raise ValueError(f"depths_pu: retained voltages must be 0 <= d < 1, found {bad}")
+        bad = [d for d in self.durations_s if not 0 < d <= 10]
+        if bad:
+            raise ValueError(f"durations_s: each duration must be > 0 and <= 10 s, found {bad}")
+        return self
+
+
 class SwingStudy(_Strict):
     """Options of the power-swing study (``twin study swing``, :mod:`twin.studies.swing`); all optional."""
 
@@ -696,6 +735,7 @@ class CaseSpec(_Strict):
     timeseries: TimeseriesStudy = TimeseriesStudy()
     switchover: SwitchoverStudy = SwitchoverStudy()
     swing: SwingStudy = SwingStudy()
+    ridethrough: RideThroughStudy = RideThroughStudy()
 
 
 # --------------------------------------------------------------------------------------------------------------

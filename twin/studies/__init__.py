@@ -26,7 +26,7 @@ class StudyResult:
 # study name -> module under twin.studies, in the order ``twin run`` runs them (imported when used)
 STUDIES = {"loadflow": "loadflow", "shortcircuit": "shortcircuit", "contingency": "contingency",
            "drivers": "drivers", "battery": "battery", "timeseries": "timeseries",
-           "switchover": "switchover", "swing": "swing"}
+           "switchover": "switchover", "ridethrough": "ridethrough", "swing": "swing"}
 
 
 def names() -> list[str]:
