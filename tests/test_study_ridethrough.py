@@ -77,6 +77,12 @@ def test_type_c_dip_becomes_type_d_on_the_lv_boards():
     ph = rt.lv_phases(np.full((1, 1), v1), np.array([v2 / v1])).ravel()
     assert sorted(ph) == pytest.approx([0.0, np.sqrt(3) / 2, np.sqrt(3) / 2], abs=1e-12)
     assert rt.sequences("A", 0.4) == (0.4, 0.0)
+    # single-phase to earth (d = 0): sequences 2/3 and -1/3; behind a delta winding the zero sequence is gone and
+    # two LV phases sag to 1/sqrt(3) of nominal (Bollen's type C*), the third stays at 1
+    v1, v2 = rt.sequences("B", 0.0)
+    assert (v1, v2) == pytest.approx((2 / 3, -1 / 3))
+    ph = rt.lv_phases(np.full((1, 1), v1), np.array([v2 / v1])).ravel()
+    assert sorted(ph) == pytest.approx([1 / np.sqrt(3), 1 / np.sqrt(3), 1.0], abs=1e-12)
     with pytest.raises(ValueError, match="dip type"):
         rt.sequences("Z", 0.5)
 
@@ -95,7 +101,8 @@ def seed(case):
 
 def test_seed_ridethrough_summary_and_map(seed):
     s = seed.summary
-    for k in ("load_lost_mw_worst", "virginia_sequence_load_lost_mw", "pcs_lvrt_pass"):
+    for k in ("load_lost_mw_worst", "virginia_sequence_load_lost_mw", "pcs_lvrt_pass", "pcs_hvrt_pass",
+              "reclosing_load_lost_mw"):
         assert k in s
     ds = seed.dataset
     # shallow dips above the islanding detection's 0.85 pu ride through; the seed's island cannot carry the

@@ -655,13 +655,14 @@ class RideThroughStudy(_Strict):
     """Options of the dip ride-through study (``twin study ridethrough``, :mod:`twin.studies.ridethrough`)."""
 
     operating_point: Name = Field("training_peak", description="operating point at which the dips arrive")
-    types: list[Literal["A", "C"]] = Field(["A", "C"], min_length=1, description="dip types: 'A' balanced, 'C' "
-                                           "phase-to-phase (type D on the LV boards)")
-    depths_pu: list[float] = Field([0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9], min_length=1,
+    types: list[Literal["A", "B", "C"]] = Field(["A", "B", "C"], min_length=1, description="dip types: 'A' "
+                                                "balanced, 'B' single-phase to earth, 'C' phase-to-phase (type D on "
+                                                "the LV boards)")
+    depths_pu: list[float] = Field([0.0, 0.3, 0.5, 0.7, 0.8, 0.9], min_length=1,
                                    description="retained (characteristic) voltages of the dips, pu, 0-1")
     durations_s: list[float] = Field([0.02, 0.05, 0.1, 0.2, 0.5, 1.0], min_length=1,
                                      description="dip durations, s (whole simulation steps)")
-    settle_s: float = Q("simulated time after the longest dip, s", gt=0, le=60, default=1.5)
+    settle_s: float = Q("simulated time after the longest dip, s", gt=0, le=60, default=1.0)
     virginia_dip_pu: float = Q("retained voltage of each dip of the constructed Virginia sequence, pu", ge=0, lt=1,
                                default=0.5)
     virginia_dip_s: float = Q("duration of each dip of the Virginia sequence, s (a cleared fault)", gt=0, le=2,
@@ -669,6 +670,12 @@ class RideThroughStudy(_Strict):
     virginia_times_s: list[float] = Field([0.0, 8.0, 20.0, 38.0, 60.0, 82.0], min_length=2,
                                           description="start times of the sequence's dips, s (six faults in 82 s, "
                                                       "REFERENCE.md; spacing constructed, L)")
+    reclose_dead_time_s: float = Q("dead time of the utility's auto-reclosing after a fault, s (the dip with "
+                                   "reclosing: fault, interruption, successful reclose)", gt=0, le=60, default=0.5)
+    hvrt_v_pu: list[float] = Field([1.1, 1.2, 1.3], min_length=1, description="HVRT curve of the PCS: voltage "
+                                   "levels, pu, increasing (data, L)")
+    hvrt_allowed_s: list[float] = Field([1e9, 10.0, 0.5], min_length=1, description="HVRT curve: how long the PCS "
+                                        "rides above each level, s")
     lvrt_t_s: list[float] = Field([0.0, 0.625, 2.0], min_length=2, description="LVRT curve of the PCS: times since "
                                   "the dip's start, s (GB/T 36547 points are not public: a GB/T 19964-style curve, L)")
     lvrt_v_pu: list[float] = Field([0.2, 0.2, 0.9], min_length=2, description="LVRT curve: voltages, pu, above "
@@ -676,6 +683,9 @@ class RideThroughStudy(_Strict):
 
     @model_validator(mode="after")
     def _check(self):
+        if len(self.hvrt_v_pu) != len(self.hvrt_allowed_s):
+            raise ValueError(f"hvrt_allowed_s needs one value per hvrt_v_pu ({len(self.hvrt_v_pu)}), found "
+                             f"{len(self.hvrt_allowed_s)}")
         if len(self.lvrt_t_s) != len(self.lvrt_v_pu):
             raise ValueError(f"lvrt_v_pu needs one value per lvrt_t_s ({len(self.lvrt_t_s)}), found "
                              f"{len(self.lvrt_v_pu)}")

@@ -6,21 +6,24 @@ falls to the dip's positive-sequence value for its duration and returns. The cam
 healthy, lockout after repeated transfers) decides whether the PCS island the campus; the PSUs' hold-up, the drives'
 ride-through and the motors' contactors decide what is lost.
 
-Dip types (Bollen's classification at the 10 kV point of connection): ``A`` balanced (three-phase fault) and ``C``
-(phase-to-phase fault: positive sequence ``(1 + d) / 2``, negative sequence ``(1 - d) / 2`` for a characteristic
-voltage ``d``). The simulator is positive-sequence: for type C the negative sequence is carried to each hall's LV
+Dip types (Bollen's classification at the 10 kV point of connection): ``A`` balanced (three-phase fault), ``B``
+(single-phase-to-earth fault: positive sequence ``(2 + d) / 3``, negative ``(d - 1) / 3``; its zero sequence does not
+pass the delta windings) and ``C`` (phase-to-phase fault: positive sequence ``(1 + d) / 2``, negative sequence
+``(1 - d) / 2``) for a characteristic voltage ``d``. The simulator is positive-sequence: for type C the negative sequence is carried to each hall's LV
 board in proportion to the positive sequence there (passive propagation, L) and through the Dyn11 transformers'
 phase shifts (+30 degrees positive, -30 degrees negative sequence), which turns a type C dip at 10 kV into a type D
-dip on the LV boards. Ride-through is judged on the worst phase at each LV board: the ITIC curve, and a third of
+dip on the LV boards (each board's transformer phase shift is read from the net). Ride-through is judged on the worst phase at each LV board: the ITIC curve, and a third of
 each hall's servers (the PSUs on that phase) dropping out when the phase stays below the PSUs' brown-out voltage for
 longer than their hold-up.
 
 Outcome of each dip: ``rides_through`` (stays on the grid, nothing lost), ``transfers_to_battery`` (isolated from
 the grid, nothing lost), ``load_lost`` (servers, motors or drives lost); the MW the grid sees lost (import before the
-dip minus import 1 s after it) and when the campus is back on the grid. Also the constructed "Virginia" sequence
+dip minus import 1 s after it) and when the campus is back on the grid. Also a dip with the utility's
+auto-reclosing (the fault's dip, the dead time, a successful reclose), the constructed "Virginia" sequence
 (several dips in quick succession: six faults in 82 s on 10 July 2024, REFERENCE.md) and the PCS against its
 LVRT curve (data, ``[lvrt]`` of the study: the GB/T 36547 points are not public): within the curve the PCS must stay
-connected to the grid, so an island transfer there is an LVRT violation.
+connected to the grid, so an island transfer there is an LVRT violation; its terminal voltage is also checked
+against an HVRT curve (data).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import xarray as xr
 from ..case import Case, CaseError
 from ..limits import Checker, counts
 from ..network import build_net
-from ..transient.itic import itic_check, longest_excursion
+from ..transient.itic import duration_curve_check, itic_check, longest_excursion
 from ..transient.sim import VALIDITY, Event, Plant, build_plant, simulate
 from . import StudyResult
 from ._common import finalize
@@ -40,7 +43,6 @@ from .switchover import load_lost
 NAME = "ridethrough"
 OUTCOMES = ("rides_through", "transfers_to_battery", "load_lost")
 _A = np.exp(2j * np.pi / 3)
-_SHIFT = np.exp(1j * np.radians(30.0))  # Dyn11: LV positive sequence leads by 30 degrees
 
 
 def check(case: Case) -> None:
@@ -76,22 +78,36 @@ def sequences(kind: str, d: float) -> tuple[float, float]:
     """(positive, negative) sequence of a dip of characteristic voltage ``d`` (pu) at the point of connection."""
     if kind == "A":
         return d, 0.0
+    if kind == "B":  # single-phase to earth, zero sequence blocked by the delta windings downstream
+        return (2.0 + d) / 3.0, (d - 1.0) / 3.0
     if kind == "C":
         return (1.0 + d) / 2.0, (1.0 - d) / 2.0
-    raise ValueError(f"dip type {kind!r}: expected 'A' (balanced) or 'C' (phase-to-phase)")
+    raise ValueError(f"dip type {kind!r}: expected 'A' (balanced), 'B' (single-phase) or 'C' (phase-to-phase)")
 
 
-def lv_phases(v1_board: np.ndarray, ratio: np.ndarray) -> np.ndarray:
-    """Phase voltage magnitudes (pu, shape (3, time, board)) on LV boards behind Dyn11 transformers.
+def lv_phases(v1_board: np.ndarray, ratio: np.ndarray, shift_degree=330.0) -> np.ndarray:
+    """Phase voltage magnitudes (pu, shape (3, time, board)) on LV boards behind their transformers.
 
     ``v1_board`` (time, board): the simulated positive-sequence magnitudes; ``ratio`` (time,): the negative to
-    positive sequence ratio of the dip at the point of connection (0 outside the dip), carried unchanged to the
-    boards (passive propagation, L); the transformer shifts the positive sequence by +30 and the negative by -30
-    degrees.
+    positive sequence ratio of the dip at the point of connection (signed, 0 outside the dip), carried unchanged to
+    the boards (passive propagation, L); ``shift_degree`` (scalar or per board): each transformer's phase shift in
+    pandapower's convention (the LV positive sequence lags by it: 330 for Dyn11, 150 for Dyn5), the negative
+    sequence shifted the opposite way.
     """
     r = np.asarray(ratio, float)[:, None]
-    return np.stack([np.abs(v1_board) * np.abs(_SHIFT * _A ** (-k) + r * np.conj(_SHIFT) * _A ** k)
-                     for k in range(3)])
+    sh = np.exp(-1j * np.radians(np.asarray(shift_degree, float)))
+    return np.stack([np.abs(v1_board) * np.abs(sh * _A ** (-k) + r * np.conj(sh) * _A ** k) for k in range(3)])
+
+
+def board_shifts(net, boards) -> np.ndarray:
+    """Phase shift (degrees, pandapower's ``shift_degree``) of the transformer feeding each LV board."""
+    names = net.bus["name"].astype(str)
+    out = []
+    for b in boards:
+        bus = int(net.bus.index[names == b][0])
+        tr = net.trafo[net.trafo.lv_bus == bus]
+        out.append(float(tr.shift_degree.iloc[0]) if len(tr) else 0.0)
+    return np.array(out)
 
 
 def lvrt_must_ride(t_since_dip: np.ndarray, v_pu: np.ndarray, curve_t: list[float], curve_v: list[float]) -> bool:
@@ -116,7 +132,7 @@ def _run_dip(plant: Plant, kind: str, d: float, dur: float, t0: float, t_end: fl
         kernel_h = ds.hall_lost_mw.isel(time=-1).to_numpy()
         it_lost = 0.0
         for h, bs in enumerate(boards):
-            sup = lv_phases(ds.vm_pu.sel(bus=bs).to_numpy(), ratio).max(axis=2)  # 2N: the better feed per phase
+            sup = lv_phases(ds.vm_pu.sel(bus=bs).to_numpy(), ratio, board_shifts(plant.net, bs)).max(axis=2)  # 2N
             worst_supply[:, h] = sup.min(axis=0)
             # a third of the hall's servers on each phase drop if it stays below brown-out for longer than their
             # hold-up (the shortest group's at this load) less the PSUs' restart time; the kernel's positive-sequence
@@ -138,11 +154,14 @@ def _run_dip(plant: Plant, kind: str, d: float, dur: float, t0: float, t_end: fl
     # the dip the PCS would see had the campus stayed on the grid: its worst phase behind the Dyn transformer, at
     # the pre-dip terminal voltage times the dip
     v0_pcs = float(v_pcs.isel(time=0).min())
-    v_dip_pcs = v0_pcs * v1 * float(lv_phases(np.ones((1, 1)), np.array([v2 / max(v1, 1e-3)])).min())
+    pcs_buses = v_pcs.bus.values.tolist()
+    v_dip_pcs = v0_pcs * v1 * float(lv_phases(np.ones((1, len(pcs_buses))), np.array([v2 / max(v1, 1e-3)]),
+                                              board_shifts(plant.net, pcs_buses)).min())
     return {"ds": ds, "outcome": outcome, "load_lost_mw": total_lost, "it_lost_mw": it_lost,
             "grid_lost_mw": grid_lost, "grid_back_after_s": back, "islanded": bool(isl.any()),
             "itic_pass": bool(itic["pass"].all()), "pcs": pcs,
-            "pcs_v_dip": v_dip_pcs, "worst_supply": worst_supply}
+            "pcs_v_dip": v_dip_pcs, "worst_supply": worst_supply, "t": t,
+            "pcs_v_max": v_pcs.max("bus").to_numpy()}
 
 
 def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
@@ -162,7 +181,8 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
     lost, grid_lost, back = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     itic_ok = np.zeros(shape, dtype=bool)
     lvrt_violation = np.zeros(shape, dtype=bool)
-    bar = tqdm(total=int(np.prod(shape)) + 1, desc="ridethrough", unit="dip", disable=not progress, leave=False)
+    hvrt_ok = np.ones(shape, dtype=bool)
+    bar = tqdm(total=int(np.prod(shape)) + 2, desc="ridethrough", unit="dip", disable=not progress, leave=False)
     for a, kind in enumerate(kinds):
         for b, d in enumerate(depths):
             for c, dur in enumerate(durs):
@@ -173,7 +193,20 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
                 td = np.linspace(0.0, dur, 50)
                 must = lvrt_must_ride(td, np.full(td.shape, r["pcs_v_dip"]), o.lvrt_t_s, o.lvrt_v_pu)
                 lvrt_violation[a, b, c] = must and r["islanded"]
+                hv = duration_curve_check(r["t"], r["pcs_v_max"], o.hvrt_v_pu, o.hvrt_allowed_s, below=False)
+                hvrt_ok[a, b, c] = bool(hv["pass"])
                 bar.update()
+    # a dip with the utility's auto-reclosing: the fault's dip, the interruption while its breaker is open, the
+    # successful reclose
+    names = plant.src["names"]
+    t_open = round(t0 + 0.1, 6)
+    t_re = round(t_open + o.reclose_dead_time_s, 6)
+    rec = simulate(plant, [*[Event(t0, "source", n_, 0.5) for n_ in names],
+                           *[Event(t_open, "source", n_, 0.0) for n_ in names],
+                           *[Event(t_re, "source", n_, 1.0) for n_ in names]],
+                   t_end_s=t_re + o.settle_s, battery_dc=False)
+    rec_lost = load_lost(rec, plant)
+    rec_grid_lost = float(rec.grid_p_mw.isel(time=0).sum()) - float(rec.grid_p_mw.isel(time=-1).sum())
     # the Virginia sequence
     v1, _ = sequences("A", o.virginia_dip_pu)
     ev = [e for tv in o.virginia_times_s for e in dip_events(plant, t0 + tv, o.virginia_dip_s, v1)]
@@ -186,11 +219,16 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
     v_grid_lost = pre - float(vs.grid_p_mw.isel(time=-1).sum())
     # checks
     for a, kind in enumerate(kinds):
-        lbl = {"A": "balanced dips (type A)", "C": "phase-to-phase dips (type C at 10 kV, D on LV)"}[kind]
+        lbl = {"A": "balanced dips (type A)", "B": "single-phase dips (type B at 10 kV, C* on LV)",
+               "C": "phase-to-phase dips (type C at 10 kV, D on LV)"}[kind]
         chk.upper(lbl, "campus", "worst load lost over the dip map", float(lost[a].max()), 0.0, "MW",
                   "servers, motors and drives ride through (ITIC-class immunity expected of IT loads)")
         chk.upper(lbl, "PCS", "LVRT violations (island transfers inside the curve)", float(lvrt_violation[a].sum()),
                   0.0, "dips", "LVRT curve ([ridethrough] lvrt_t_s / lvrt_v_pu; GB/T 36547 points not public, L)")
+    chk.upper("all dips", "PCS", "HVRT violations (terminal voltage beyond the curve)", float((~hvrt_ok).sum()), 0.0,
+              "dips", "HVRT curve ([ridethrough] hvrt_v_pu / hvrt_allowed_s, L)")
+    chk.upper("dip with reclosing", "campus", "load lost", rec_lost["total_mw"], 0.0, "MW",
+              f"a 0.5 pu dip of 0.1 s, {o.reclose_dead_time_s:g} s interruption, successful reclose")
     chk.upper("Virginia sequence", "campus", "load the grid loses", v_grid_lost, 0.0, "MW",
               "no load lost to the grid in a sequence of dips (NERC Large Loads Task Force concern)")
     ds = xr.Dataset(
@@ -208,6 +246,12 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
                        {"units": "1", "long_name": "worst phase at every hall's supply within ITIC"}),
          "lvrt_violation": (("dip_type", "depth_pu", "duration_s"), lvrt_violation,
                             {"units": "1", "long_name": "the campus islanded inside the PCS's LVRT curve"}),
+         "hvrt_pass": (("dip_type", "depth_pu", "duration_s"), hvrt_ok,
+                       {"units": "1", "long_name": "PCS terminal voltage within its HVRT curve"}),
+         "reclosing_it_served_mw": ("time_r", rec.hall_served_mw.sum("hall").to_numpy(),
+                                    {"units": "MW", "long_name": "dip with reclosing: IT load running"}),
+         "reclosing_grid_p_mw": ("time_r", rec.grid_p_mw.sum("source").to_numpy(),
+                                 {"units": "MW", "long_name": "dip with reclosing: import from the grid"}),
          "virginia_grid_p_mw": ("time_v", vs.grid_p_mw.sum("source").to_numpy(),
                                 {"units": "MW", "long_name": "Virginia sequence: import from the grid"}),
          "virginia_it_served_mw": ("time_v", vs.hall_served_mw.sum("hall").to_numpy(),
@@ -216,7 +260,8 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
                                {"units": "1", "long_name": "Virginia sequence: campus on the battery"})},
         coords={"dip_type": kinds, "depth_pu": ("depth_pu", depths, {"units": "pu"}),
                 "duration_s": ("duration_s", durs, {"units": "s"}),
-                "time_v": ("time_v", vs.time.to_numpy(), {"units": "s"})})
+                "time_v": ("time_v", vs.time.to_numpy(), {"units": "s"}),
+                "time_r": ("time_r", rec.time.to_numpy(), {"units": "s"})})
     ds.attrs.update(validity=VALIDITY, operating_point=o.operating_point, transfer_logic=str(plant.dyn.transfer),
                     virginia=f"{len(o.virginia_times_s)} dips to {o.virginia_dip_pu} pu for {o.virginia_dip_s} s at "
                              f"{o.virginia_times_s} s (constructed, L)")
@@ -231,6 +276,9 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
         "virginia_transfers": int(vs.transfers.max()),
         "virginia_locked_out": bool(vs.locked_out.any()),
         "pcs_lvrt_pass": not bool(lvrt_violation.any()),
+        "pcs_hvrt_pass": bool(hvrt_ok.all()),
+        "reclosing_load_lost_mw": rec_lost["total_mw"],
+        "reclosing_grid_lost_mw": rec_grid_lost,
         "lvrt_violations": int(lvrt_violation.sum()),
         "dips": int(np.prod(shape)),
         **{f"dips_{name}": int((outcome == k).sum()) for k, name in enumerate(OUTCOMES)},
