@@ -116,6 +116,14 @@ def lvrt_must_ride(t_since_dip: np.ndarray, v_pu: np.ndarray, curve_t: list[floa
     return bool(np.all(v_pu >= bound - 1e-9))
 
 
+def grid_lost(ds: xr.Dataset, k: int = -1) -> float:
+    """Load the grid loses (MW): the import before the event minus the import at step ``k``, at most the import
+    before (a PCS still discharging at its old set-point after the servers dropped exports: reverse power, not
+    more load lost)."""
+    pre = float(ds.grid_p_mw.isel(time=0).sum())
+    return min(pre - float(ds.grid_p_mw.isel(time=k).sum()), pre)
+
+
 def _run_dip(plant: Plant, kind: str, d: float, dur: float, t0: float, t_end: float) -> dict:
     v1, v2 = sequences(kind, d)
     ds = simulate(plant, dip_events(plant, t0, dur, v1), t_end_s=t_end, battery_dc=False)
@@ -143,9 +151,8 @@ def _run_dip(plant: Plant, kind: str, d: float, dur: float, t0: float, t_end: fl
             it_lost += min(max(float(kernel_h[h]), p_h / 3.0 * float(np.sum(below > hold))), p_h)
     total_lost = it_lost + lost["motors_mw"] + lost["loads_mw"]
     isl = ds.islanded.to_numpy()
-    pre = float(ds.grid_p_mw.isel(time=0).sum())
-    k1 = min(np.searchsorted(t, t0 + dur + 1.0), len(t) - 1)
-    grid_lost = pre - float(ds.grid_p_mw.isel(time=k1).sum())
+    k1 = min(int(np.searchsorted(t, t0 + dur + 1.0)), len(t) - 1)
+    lost_grid = grid_lost(ds, k1)
     back = t[np.where(isl)[0][-1]] - (t0 + dur) if isl.any() and not isl[-1] else (np.nan if isl.any() else 0.0)
     outcome = 2 if total_lost > 1e-6 else (1 if isl.any() else 0)
     itic = itic_check(t, worst_supply)
@@ -158,7 +165,7 @@ def _run_dip(plant: Plant, kind: str, d: float, dur: float, t0: float, t_end: fl
     v_dip_pcs = v0_pcs * v1 * float(lv_phases(np.ones((1, len(pcs_buses))), np.array([v2 / max(v1, 1e-3)]),
                                               board_shifts(plant.net, pcs_buses)).min())
     return {"ds": ds, "outcome": outcome, "load_lost_mw": total_lost, "it_lost_mw": it_lost,
-            "grid_lost_mw": grid_lost, "grid_back_after_s": back, "islanded": bool(isl.any()),
+            "grid_lost_mw": lost_grid, "grid_back_after_s": back, "islanded": bool(isl.any()),
             "itic_pass": bool(itic["pass"].all()), "pcs": pcs,
             "pcs_v_dip": v_dip_pcs, "worst_supply": worst_supply, "t": t,
             "pcs_v_max": v_pcs.max("bus").to_numpy()}
@@ -178,17 +185,17 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
     kinds, depths, durs = list(o.types), list(o.depths_pu), list(o.durations_s)
     shape = (len(kinds), len(depths), len(durs))
     outcome = np.zeros(shape, dtype=np.int8)
-    lost, grid_lost, back = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    lost, lost_g, back = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     itic_ok = np.zeros(shape, dtype=bool)
     lvrt_violation = np.zeros(shape, dtype=bool)
     hvrt_ok = np.ones(shape, dtype=bool)
-    bar = tqdm(total=int(np.prod(shape)) + 2, desc="ridethrough", unit="dip", disable=not progress, leave=False)
+    bar = tqdm(total=int(np.prod(shape)) + 3, desc="ridethrough", unit="dip", disable=not progress, leave=False)
     for a, kind in enumerate(kinds):
         for b, d in enumerate(depths):
             for c, dur in enumerate(durs):
                 r = _run_dip(plant, kind, d, dur, t0, t_end)
                 outcome[a, b, c], lost[a, b, c] = r["outcome"], r["load_lost_mw"]
-                grid_lost[a, b, c], back[a, b, c], itic_ok[a, b, c] = r["grid_lost_mw"], r["grid_back_after_s"], \
+                lost_g[a, b, c], back[a, b, c], itic_ok[a, b, c] = r["grid_lost_mw"], r["grid_back_after_s"], \
                     r["itic_pass"]
                 td = np.linspace(0.0, dur, 50)
                 must = lvrt_must_ride(td, np.full(td.shape, r["pcs_v_dip"]), o.lvrt_t_s, o.lvrt_v_pu)
@@ -204,9 +211,12 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
     rec = simulate(plant, [*[Event(t0, "source", n_, 0.5) for n_ in names],
                            *[Event(t_open, "source", n_, 0.0) for n_ in names],
                            *[Event(t_re, "source", n_, 1.0) for n_ in names]],
-                   t_end_s=t_re + o.settle_s, battery_dc=False)
+                   t_end_s=t_re + plant.dyn.transfer.retransfer_delay_s + 3.0, battery_dc=False, record_every=5)
     rec_lost = load_lost(rec, plant)
-    rec_grid_lost = float(rec.grid_p_mw.isel(time=0).sum()) - float(rec.grid_p_mw.isel(time=-1).sum())
+    r_isl, r_t = rec.islanded.to_numpy(), rec.time.to_numpy()
+    rec_back = (float(r_t[np.where(r_isl)[0][-1]] - t_re) if r_isl.any() and not r_isl[-1]
+                else (float("nan") if r_isl.any() else 0.0))
+    rec_grid_lost = grid_lost(rec)
     # the Virginia sequence
     v1, _ = sequences("A", o.virginia_dip_pu)
     ev = [e for tv in o.virginia_times_s for e in dip_events(plant, t0 + tv, o.virginia_dip_s, v1)]
@@ -215,8 +225,14 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
     bar.update()
     bar.close()
     v_lost = load_lost(vs, plant)
-    pre = float(vs.grid_p_mw.isel(time=0).sum())
-    v_grid_lost = pre - float(vs.grid_p_mw.isel(time=-1).sum())
+    # the same sequence if the campus never transferred (rides every dip on the grid): what the PSUs alone do
+    from ..transient import _kernel as K
+
+    p_ride = plant.copy()
+    p_ride.det[K.D_N_DIPS] = 1e9
+    vs_ride = simulate(p_ride, ev, t_end_s=vt_end, battery_dc=False, record_every=10)
+    v_ride_grid_lost = grid_lost(vs_ride)
+    v_grid_lost = grid_lost(vs)
     # checks
     for a, kind in enumerate(kinds):
         lbl = {"A": "balanced dips (type A)", "B": "single-phase dips (type B at 10 kV, C* on LV)",
@@ -237,7 +253,7 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
                       "flag_meanings": " ".join(OUTCOMES)}),
          "load_lost_mw": (("dip_type", "depth_pu", "duration_s"), lost,
                           {"units": "MW", "long_name": "load lost (servers, motors, drives)"}),
-         "grid_lost_mw": (("dip_type", "depth_pu", "duration_s"), grid_lost,
+         "grid_lost_mw": (("dip_type", "depth_pu", "duration_s"), lost_g,
                           {"units": "MW", "long_name": "import the grid loses 1 s after the dip"}),
          "grid_back_after_s": (("dip_type", "depth_pu", "duration_s"), back,
                                {"units": "s", "long_name": "campus back on the grid after the dip's end (NaN: not "
@@ -252,6 +268,8 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
                                     {"units": "MW", "long_name": "dip with reclosing: IT load running"}),
          "reclosing_grid_p_mw": ("time_r", rec.grid_p_mw.sum("source").to_numpy(),
                                  {"units": "MW", "long_name": "dip with reclosing: import from the grid"}),
+         "reclosing_islanded": ("time_r", rec.islanded.to_numpy(),
+                                {"units": "1", "long_name": "dip with reclosing: campus on the battery"}),
          "virginia_grid_p_mw": ("time_v", vs.grid_p_mw.sum("source").to_numpy(),
                                 {"units": "MW", "long_name": "Virginia sequence: import from the grid"}),
          "virginia_it_served_mw": ("time_v", vs.hall_served_mw.sum("hall").to_numpy(),
@@ -270,15 +288,18 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
         **counts(checks),
         "operating_point": o.operating_point,
         "load_lost_mw_worst": float(lost.max()),
-        "grid_lost_mw_worst": float(grid_lost.max()),
+        "grid_lost_mw_worst": float(lost_g.max()),
         "virginia_sequence_load_lost_mw": v_grid_lost,
         "virginia_servers_lost_mw": v_lost["it_mw"],
         "virginia_transfers": int(vs.transfers.max()),
         "virginia_locked_out": bool(vs.locked_out.any()),
+        "virginia_load_lost_mw_without_transfer": v_ride_grid_lost,
+        "virginia_servers_lost_mw_without_transfer": load_lost(vs_ride, p_ride)["it_mw"],
         "pcs_lvrt_pass": not bool(lvrt_violation.any()),
         "pcs_hvrt_pass": bool(hvrt_ok.all()),
         "reclosing_load_lost_mw": rec_lost["total_mw"],
         "reclosing_grid_lost_mw": rec_grid_lost,
+        "reclosing_back_on_grid_after_s": rec_back,
         "lvrt_violations": int(lvrt_violation.sum()),
         "dips": int(np.prod(shape)),
         **{f"dips_{name}": int((outcome == k).sum()) for k, name in enumerate(OUTCOMES)},
