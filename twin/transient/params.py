@@ -87,6 +87,8 @@ class PsuModel(_Strict):
     restart_s: float = Q("time for a dropped server to restart in s", gt=0, le=3600)
     ups_autonomy_min: float = Q("autonomy of a hall UPS (where the case has one) in min", gt=0, le=120,
                                 default=10.0)
+    ups_input_window_pu: float = Q("a hall UPS goes to its battery below this input voltage, pu", gt=0.5, lt=1,
+                                   default=0.9)
     ups_walk_in_s: float = Q("a hall UPS's rectifier walk-in (input power ramp after the mains return) in s", gt=0,
                              le=60, default=5.0)
 

@@ -319,11 +319,11 @@ def _halls(case: Case, net, red, dyn: DynamicsModel, ups_halls) -> dict:
             ilimp[h, k] = ps.current_limit_pu * rated / nf[h] / np.sqrt(1 + tan ** 2)
         boards.append(net.bus.loc[rows.bus, "name"].astype(str).tolist())
         ups = hall.name in ups_halls
-        hf[h] = [tan, 0.9 if ups else ps.brownout_pu, ps.frequency_min_hz, ps.frequency_max_hz, ps.recharge_fraction,
+        hf[h] = [tan, ps.ups_input_window_pu if ups else ps.brownout_pu, ps.frequency_min_hz, ps.frequency_max_hz, ps.recharge_fraction,
                  1.0 if ups else 0.0, ps.brownout_recovery_ms / 1000.0,
                  ps.ups_walk_in_s if ups else ps.walk_in_ms / 1000.0]
         gp[h] = p / ng
-        if ups:  # online UPS (IEC 62040-3 VFI): input window +/-10 % (L), output held while its battery lasts
+        if ups:  # online UPS: on its battery below its input window, output held while the battery lasts
             gw[h] = ps.ups_autonomy_min * 60.0 * p / ng
             gl0[h] = 0.0
         else:
