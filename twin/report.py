@@ -9,8 +9,11 @@ timeseries study: per load scenario, findings in words, a table of key figures w
 duration curve and the monthly bills with and without the battery), the loss of mains (the switchover study: the
 simulator's validity, the seed's claim of a seamless switchover checked, the bus transfer, island fault and return to
 grid in words, key figures with units, one row per operating point, the first 0.5 s after the loss of mains, shedding
-against its action delay, the bus transfer and the return to grid), the FAIL and WARN rows and, folded away, every
-check row. A year at 1-minute steps (525,600 steps) is reduced before it is drawn (block maxima and means of the
+against its action delay, the bus transfer and the return to grid), the utility voltage dips (the ridethrough
+study: the finding checked, an outcome map per dip type with the PCS's LVRT curve, the Virginia-like sequence, the
+transfer logic, key figures), the power swings (the swing study: Plt, ramp and oscillation against their limits
+without and with battery smoothing, the PCS headroom smoothing needs, one row per swing case, an oscillation and a job
+start and stop over time), the FAIL and WARN rows and, folded away, every check row. A year at 1-minute steps (525,600 steps) is reduced before it is drawn (block maxima and means of the
 worst week, a duration curve sampled at 2,000 points, monthly bills), so the page takes seconds, not minutes.
 :func:`render_html` returns the same page as a string (for a notebook: ``IPython.display.HTML``).
 
@@ -42,9 +45,9 @@ __all__ = ["write_html", "render_html"]
 _STATUS_ORDER = {"FAIL": 0, "WARN": 1, "PASS": 2, "INFO": 3}
 # decimals shown per unit; anything else gets 4 significant digits
 _DECIMALS = {"MW": 2, "Mvar": 2, "MVA": 2, "MWh": 2, "pu": 3, "%": 1, "kA": 2, "kV": 2, "s": 2, "-": 3, "1": 3,
-             "degC": 1, "degree": 2}
+             "degC": 1, "degree": 2, "MW/s": 2, "MWh/h": 2}
 # unit from the suffix of a summary.json key
-_SUFFIX_UNITS = {"_mw": "MW", "_mvar": "Mvar", "_mva": "MVA", "_mwh": "MWh", "_pu": "pu", "_percent": "%",
+_SUFFIX_UNITS = {"_mw_per_s": "MW/s", "_mwh_per_h": "MWh/h", "_mw": "MW", "_mvar": "Mvar", "_mva": "MVA", "_mwh": "MWh", "_pu": "pu", "_percent": "%",
                  "_ka": "kA", "_kv": "kV", "_s": "s", "_degc": "degC", "_h": "h"}
 _QUANTITY_WORDS = {"vm_pu": "bus voltage", "loading_percent": "loading", "p_import_mw": "grid import",
                    "power_factor": "power factor", "ikss_ka": "Ik''", "ip_ka": "peak current ip",
@@ -120,6 +123,9 @@ def render_html(case, summary: dict, checks: pd.DataFrame, datasets: dict[str, x
     timeseries = _timeseries_section(case, checks, datasets, summary.get("studies") or {}, cap)
     switchover = _switchover_section(case, checks, datasets.get("switchover"),
                                      (summary.get("studies") or {}).get("switchover"))
+    ridethrough = _ridethrough_section(case, checks, datasets.get("ridethrough"),
+                                       (summary.get("studies") or {}).get("ridethrough"))
+    swing = _swing_section(case, checks, datasets.get("swing"), (summary.get("studies") or {}).get("swing"))
     sld = _sld_figure(net, datasets.get("loadflow"))
     figures = [f for f in (_voltage_figure(case, datasets.get("loadflow")),
                            _import_figure(datasets.get("loadflow"), cap),
@@ -156,6 +162,8 @@ def render_html(case, summary: dict, checks: pd.DataFrame, datasets: dict[str, x
         battery=battery,
         timeseries=timeseries,
         switchover=switchover,
+        ridethrough=ridethrough,
+        swing=swing,
         notes=_empty_variables(datasets),
         op_table=_op_table(case, checks, datasets.get("loadflow"), cap, warn_frac),
         key_figures=_key_figures(summary),
@@ -458,6 +466,8 @@ def _findings(case, checks: pd.DataFrame, datasets: dict, net, cap: float, warn_
     out += _battery_headline(checks, summary_studies.get("battery"), cap)
     out += _timeseries_headline(checks, summary_studies, cap)
     out += _switchover_headline(checks, summary_studies.get("switchover"))
+    out += _rt_headline(checks, summary_studies.get("ridethrough"))
+    out += _swing_headline(checks, summary_studies.get("swing"))
     covered = set()
     for f in out:  # a finding covers one (study, quantity) or a list of them
         c = f.get("covers")
@@ -1961,3 +1971,589 @@ def _sw_resync_figure(case, ds: xr.Dataset, f: dict) -> dict | None:
             "caption": f"Island at its pick-up load; the grid returns {t_ret:g} s after the loss of mains (dashed), "
                        f"the grid-forming PCS synchronise and {when}. Island frequency and the voltage the servers "
                        f"see per hall."}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# utility voltage dips (ridethrough study) and AI-training power swings (swing study)
+
+_RT_OUTCOMES = ("rides through", "transfers to the battery", "load lost")
+_RT_COLOURS = ("#81c995", "#8ab4f8", "#f28b82")  # green, blue, red
+_RT_LOST_QUANTITIES = ["worst load lost over the dip map"]
+_RT_LVRT_QUANTITIES = ["LVRT violations (island transfers inside the curve)"]
+_RT_SEQ_QUANTITIES = ["load the grid loses"]
+_RT_TYPE_WORDS = {"A": "balanced (type A)", "B": "single-phase (type B at 10 kV)",
+                  "C": "phase-to-phase (type C at 10 kV, D on the LV boards)"}
+
+
+def _figs_nan(fig: dict | None) -> dict:
+    """A study's key figures with summary.json's nulls back to NaN ({} if it did not run)."""
+    def nan(v):
+        if isinstance(v, dict):
+            return {k: nan(x) for k, x in v.items()}
+        return float("nan") if v is None else v
+
+    return {k: nan(v) for k, v in (fig or {}).items()}
+
+
+def _study_status(checks: pd.DataFrame, study: str, quantities: list[str] | None = None, scenario=None) -> str | None:
+    """Worst status of a study's checks (on ``quantities``; scenarios for which ``scenario(name)`` is true)."""
+    rows = checks[checks.study == study]
+    if quantities is not None:
+        rows = rows[rows.quantity.isin(quantities)]
+    if scenario is not None and len(rows):
+        rows = rows[rows.scenario.astype(str).map(scenario)]
+    if not len(rows):
+        return None
+    return min(rows.status, key=lambda s: _STATUS_ORDER.get(s, 9))
+
+
+def _key_rows(f: dict, rows: list[tuple[str, str, str]]) -> list[dict]:
+    """Table rows (label, value with unit, summary.json key) for the keys present in ``f``."""
+    out = []
+    for label, key, unit in rows:
+        if key not in f:
+            continue
+        v = f[key]
+        if unit == "text":
+            text = str(v)
+        elif unit == "yes/no":
+            text = _yes_no(v)
+        elif unit == "pass/fail":
+            text = _yes_no(v, "pass", "fail")
+        elif unit == "count":
+            text = str(int(v)) if _finite(v) else "n/a"
+        else:
+            text = _fmt(v, unit)
+        out.append({"label": label, "value": text, "key": key})
+    return out
+
+
+def _int(v) -> int | None:
+    return int(v) if _finite(v) else None
+
+
+# ---- ride-through
+
+
+def _rt_dip_counts(f: dict) -> str:
+    n = _int(f.get("dips"))
+    parts = [f"{_int(f[k])} {w}" for k, w in (("dips_rides_through", "ride through"),
+                                             ("dips_transfers_to_battery", "transfer to the battery"),
+                                             ("dips_load_lost", "lose load")) if _int(f.get(k)) is not None]
+    if not parts:
+        return ""
+    return f"Of the {n} dips of the map, " + ", ".join(parts) + "." if n is not None else ", ".join(parts) + "."
+
+
+def _rt_claim(checks: pd.DataFrame, f: dict) -> dict:
+    """The finding 'the campus rides through utility dips without losing load', checked."""
+    worst = f.get("load_lost_mw_worst")
+    counts_text = _rt_dip_counts(f)
+    st = _study_status(checks, "ridethrough", _RT_LOST_QUANTITIES)
+    held = _finite(worst) and float(worst) <= 1e-6
+    if held:
+        text = (f"Finding 'the campus rides through utility voltage dips with nothing lost': held. {counts_text} "
+                f"No server, motor or drive is lost anywhere on the map.")
+        return dict(status=st or "PASS", text=text, covers=[("ridethrough", q) for q in _RT_LOST_QUANTITIES])
+    text = (f"Finding 'the campus rides through utility voltage dips with nothing lost': NOT held. {counts_text} "
+            f"Up to {_fmt(worst, 'MW')} of load is lost on one dip and the grid sees up to "
+            f"{_fmt(f.get('grid_lost_mw_worst'), 'MW')} of import disappear 1 s after the dip.")
+    return dict(status=st or ("FAIL" if _finite(worst) else "INFO"), text=text,
+                covers=[("ridethrough", q) for q in _RT_LOST_QUANTITIES])
+
+
+def _rt_virginia_text(f: dict) -> str:
+    lost = f.get("virginia_sequence_load_lost_mw")
+    text = (f"in the constructed Virginia-like sequence of dips the grid loses {_fmt(lost, 'MW')} of load "
+            f"(servers lost {_fmt(f.get('virginia_servers_lost_mw'), 'MW')}); the campus transfers to its battery "
+            f"{_int(f.get('virginia_transfers')) if _int(f.get('virginia_transfers')) is not None else 'n/a'} "
+            f"time(s)")
+    if "virginia_locked_out" in f:
+        text += (" and its transfer logic locks out (further dips reach the load directly)"
+                 if f.get("virginia_locked_out") else " and its transfer logic does not lock out")
+    if "virginia_load_lost_mw_without_transfer" in f:
+        text += (f"; without any transfer to the battery the grid would lose "
+                 f"{_fmt(f['virginia_load_lost_mw_without_transfer'], 'MW')}"
+                 + (f" (servers lost {_fmt(f['virginia_servers_lost_mw_without_transfer'], 'MW')})"
+                    if "virginia_servers_lost_mw_without_transfer" in f else ""))
+    return text + "."
+
+
+_RT_RECLOSE_QUANTITIES = ["load lost"]
+
+
+def _rt_reclose_text(f: dict) -> str:
+    back = f.get("reclosing_back_on_grid_after_s")
+    return (f"a dip followed by the utility's auto-reclosing loses {_fmt(f['reclosing_load_lost_mw'], 'MW')} of load"
+            + (f", the grid losing {_fmt(f.get('reclosing_grid_lost_mw'), 'MW')}" if "reclosing_grid_lost_mw" in f
+               else "")
+            + (f"; the campus is back on the grid after {_fmt(back, 's')}" if _finite(back) else "") + ".")
+
+
+def _rt_headline(checks: pd.DataFrame, fig: dict | None) -> list[dict]:
+    """Headline lines of the ride-through study; the details are in its section."""
+    f = _figs_nan(fig)
+    if "load_lost_mw_worst" not in f:
+        return []
+    claim = _rt_claim(checks, f)
+    out = [dict(claim, text=f"Utility dips: {claim['text']} (See the Utility voltage dips section.)")]
+    if "virginia_sequence_load_lost_mw" in f:
+        st = _study_status(checks, "ridethrough", _RT_SEQ_QUANTITIES)
+        t = _rt_virginia_text(f)
+        covers = [("ridethrough", q) for q in _RT_SEQ_QUANTITIES]
+        if "reclosing_load_lost_mw" in f:
+            t += f" Also, {_rt_reclose_text(f)}"
+            covers += [("ridethrough", q) for q in _RT_RECLOSE_QUANTITIES]
+            st = min([x for x in (st, _study_status(checks, "ridethrough", _RT_RECLOSE_QUANTITIES,
+                                                    lambda x: "reclos" in x)) if x] or [None],
+                     key=lambda x: _STATUS_ORDER.get(x, 9))
+        out.append(dict(status=st or "INFO", text=f"Sequence of dips: {t[0].upper()}{t[1:]}", covers=covers))
+    lv = _rt_lvrt_finding(checks, f, None, None)
+    if lv is not None:
+        out.append(dict(lv, text=f"Utility dips: {lv['text']}"))
+    return out
+
+
+def _rt_lvrt_curve(case, ds: xr.Dataset | None) -> tuple[list[float], list[float]] | None:
+    """The PCS's LVRT curve (times since the dip's start, voltages): the Dataset's attributes, else the case's."""
+    t = v = None
+    if ds is not None and "lvrt_t_s" in ds.attrs and "lvrt_v_pu" in ds.attrs:
+        t, v = ds.attrs["lvrt_t_s"], ds.attrs["lvrt_v_pu"]
+    else:
+        o = getattr(getattr(case, "spec", None), "ridethrough", None)
+        t, v = getattr(o, "lvrt_t_s", None), getattr(o, "lvrt_v_pu", None)
+    try:
+        t, v = [float(x) for x in np.atleast_1d(t)], [float(x) for x in np.atleast_1d(v)]
+    except (TypeError, ValueError):
+        return None
+    return (t, v) if len(t) >= 2 and len(t) == len(v) else None
+
+
+def _rt_lvrt_finding(checks: pd.DataFrame, f: dict, case, ds: xr.Dataset | None) -> dict | None:
+    """The PCS against its LVRT curve (and HVRT, if the study reports it)."""
+    if "pcs_lvrt_pass" not in f and "lvrt_violations" not in f:
+        return None
+    n = _int(f.get("lvrt_violations"))
+    st = _study_status(checks, "ridethrough", _RT_LVRT_QUANTITIES)
+    ok = f.get("pcs_lvrt_pass")
+    if ok is None or isinstance(ok, float):
+        ok = n == 0 if n is not None else None
+    curve = _rt_lvrt_curve(case, ds) if case is not None else None
+    ctext = (" (curve: " + ", ".join(f"{v:g} pu at {t:g} s" for t, v in zip(*curve, strict=True)) + "; L)"
+             if curve else "")
+    text = (f"PCS low-voltage ride-through{ctext}: "
+            + ("the campus never islands inside the curve, where the PCS must stay connected to the grid."
+               if ok else f"the campus islands inside the curve, where the PCS must stay connected to the grid, on "
+                          f"{n if n is not None else 'some'} dip(s) of the map (LVRT violations).")
+            + (f" HVRT: {_yes_no(f['pcs_hvrt_pass'], 'within the curve', 'outside the curve')}."
+               if "pcs_hvrt_pass" in f else ""))
+    return dict(status=st or ("PASS" if ok else "FAIL" if ok is not None else "INFO"), text=text,
+                covers=[("ridethrough", q) for q in _RT_LVRT_QUANTITIES])
+
+
+def _ridethrough_section(case, checks: pd.DataFrame, ds: xr.Dataset | None, fig: dict | None) -> dict | None:
+    """The utility-dips section: method and validity, the finding checked, the Virginia-like sequence, the PCS's
+    LVRT, the transfer logic, a table of key figures and the outcome maps and the sequence as figures."""
+    f = _figs_nan(fig)
+    if not f and ds is None:
+        return None
+    o = getattr(case.spec, "ridethrough", None)
+    op = f.get("operating_point") or (ds.attrs.get("operating_point") if ds is not None else None) or "?"
+    kinds = _labels(ds, "dip_type") if ds is not None and "dip_type" in ds.coords else list(getattr(o, "types", []))
+    kind_words = ", ".join(_RT_TYPE_WORDS.get(k, f"type {k}") for k in kinds) or "the dip types of the case"
+    step = getattr(getattr(case.spec, "switchover", None), "step_ms", None)
+    intro = (f"RMS simulation (twin.transient.sim) of the campus network at {op}"
+             f"{f', {step:g} ms steps' if step else ''}: the utility's voltage falls to a retained voltage for a "
+             f"duration and returns, for every combination of dip type ({kind_words}), retained voltage and "
+             f"duration, and in a constructed sequence of dips like the Virginia event (six faults in 82 s on 10 "
+             f"July 2024). Each dip either rides through (the campus stays on the grid, nothing lost), transfers to "
+             f"the battery (the PCS island the campus, nothing lost) or loses load (server PSUs beyond their "
+             f"hold-up, motor contactors, drives). Unbalanced dips are judged on the worst phase at each hall's LV "
+             f"board behind the Dyn11 transformers (the simulator is positive-sequence; the negative sequence is "
+             f"carried in proportion).")
+    validity = f.get("validity") or (ds.attrs.get("validity") if ds is not None else None) or "not reported"
+    validity_text = (f"Validity of the simulator: {validity}. Dips shorter than about one cycle are indicative "
+                     f"only.")
+    findings = []
+    if "load_lost_mw_worst" in f:
+        findings.append(_rt_claim(checks, f))
+    # per dip type, from the map
+    if ds is not None and "outcome" in ds and "dip_type" in ds["outcome"].dims:
+        lost = _numeric(ds, "load_lost_mw")
+        for k in kinds:
+            oc = np.asarray(ds["outcome"].sel(dip_type=k).values)
+            n = [int((oc == i).sum()) for i in range(3)]
+            worst = float(lost.sel(dip_type=k).max()) if lost is not None else float("nan")
+            st = _study_status(checks, "ridethrough", _RT_LOST_QUANTITIES, lambda s, k=k: f"(type {k}" in s)
+            findings.append(dict(status=st or ("PASS" if n[2] == 0 else "FAIL"), text=(
+                f"{_RT_TYPE_WORDS.get(k, f'Type {k}')[0].upper()}{_RT_TYPE_WORDS.get(k, f'type {k}')[1:]} dips: "
+                f"{n[0]} ride through, {n[1]} transfer to the battery, {n[2]} lose load"
+                + (f" (worst {_fmt(worst, 'MW')})" if n[2] else "") + ".")))
+    if "virginia_sequence_load_lost_mw" in f:
+        t = _rt_virginia_text(f)
+        findings.append(dict(status=_study_status(checks, "ridethrough", _RT_SEQ_QUANTITIES) or "INFO",
+                             text=f"Sequence of dips: {t[0].upper()}{t[1:]}"))
+    if "reclosing_load_lost_mw" in f:
+        st = _study_status(checks, "ridethrough", ["load lost"], lambda s: "reclos" in s)
+        t = _rt_reclose_text(f)
+        findings.append(dict(status=st or "INFO", text=f"Reclosing: {t[0].upper()}{t[1:]}"))
+    lv = _rt_lvrt_finding(checks, f, case, ds)
+    if lv is not None:
+        findings.append(lv)
+    logic = ds.attrs.get("transfer_logic") if ds is not None else None
+    findings.append(dict(status="INFO", text=(
+        "The campus's transfer logic (data: models/dynamics [transfer]"
+        + (f": {logic}" if logic else "") + ") decides how much load the grid loses: whether a dip islands the "
+        "campus onto its battery (the grid loses the import, the load is kept), when it returns to the grid, and "
+        "when repeated transfers lock it out so that later dips reach the load directly.")))
+    table = _key_rows(f, [
+        ("Operating point", "operating_point", "text"),
+        ("Dips simulated", "dips", "count"),
+        ("Dips ridden through (on the grid, nothing lost)", "dips_rides_through", "count"),
+        ("Dips transferred to the battery (nothing lost)", "dips_transfers_to_battery", "count"),
+        ("Dips with load lost", "dips_load_lost", "count"),
+        ("Dips within ITIC at every hall's supply", "itic_pass_dips", "count"),
+        ("Worst load lost over the map", "load_lost_mw_worst", "MW"),
+        ("Worst import the grid loses 1 s after a dip", "grid_lost_mw_worst", "MW"),
+        ("Virginia sequence: load the grid loses", "virginia_sequence_load_lost_mw", "MW"),
+        ("Virginia sequence: servers lost", "virginia_servers_lost_mw", "MW"),
+        ("Virginia sequence: transfers to the battery", "virginia_transfers", "count"),
+        ("Virginia sequence: transfer logic locked out", "virginia_locked_out", "yes/no"),
+        ("Virginia sequence without transfers: load the grid loses", "virginia_load_lost_mw_without_transfer", "MW"),
+        ("Virginia sequence without transfers: servers lost", "virginia_servers_lost_mw_without_transfer", "MW"),
+        ("Dip with reclosing: load lost", "reclosing_load_lost_mw", "MW"),
+        ("Dip with reclosing: load the grid loses", "reclosing_grid_lost_mw", "MW"),
+        ("Dip with reclosing: back on the grid after", "reclosing_back_on_grid_after_s", "s"),
+        ("PCS LVRT (no island transfer inside the curve)", "pcs_lvrt_pass", "pass/fail"),
+        ("LVRT violations (dips)", "lvrt_violations", "count"),
+        ("PCS HVRT", "pcs_hvrt_pass", "pass/fail"),
+    ])
+    figures = []
+    if ds is not None:
+        figures += [g for g in _rt_map_figures(case, ds) if g is not None]
+        g = _rt_virginia_figure(case, ds, f)
+        if g is not None:
+            figures.append(g)
+    return {"intro": intro, "validity": validity_text, "findings": findings, "table": table, "figures": figures}
+
+
+def _rt_map_figures(case, ds: xr.Dataset) -> list[dict]:
+    """One outcome map per dip type: outcome over retained voltage x duration, load lost in the cells, the LVRT."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
+
+    oc = _numeric(ds, "outcome")
+    if oc is None or set(oc.dims) != {"dip_type", "depth_pu", "duration_s"}:
+        return []
+    oc = oc.transpose("dip_type", "depth_pu", "duration_s")
+    lost = _numeric(ds, "load_lost_mw")
+    lost = lost.transpose("dip_type", "depth_pu", "duration_s") if lost is not None and set(lost.dims) == set(
+        oc.dims) else None
+    depths = np.asarray(ds.depth_pu.values, float)
+    durs = np.asarray(ds.duration_s.values, float)
+    curve = _rt_lvrt_curve(case, ds)
+    cmap, norm = ListedColormap(list(_RT_COLOURS)), BoundaryNorm([-0.5, 0.5, 1.5, 2.5], 3)
+    out = []
+    for k in _labels(oc, "dip_type"):
+        z = np.asarray(oc.sel(dip_type=k).values, float)
+        fig = _new_figure(7.6, 3.9)
+        ax = fig.subplots()
+        # evenly spaced cells (the durations span decades), labelled with their values
+        ax.pcolormesh(np.arange(durs.size + 1) - 0.5, np.arange(depths.size + 1) - 0.5, np.ma.masked_invalid(z),
+                      cmap=cmap, norm=norm, edgecolors="white", linewidth=0.6)
+        if lost is not None and depths.size * durs.size <= 200:
+            lv = np.asarray(lost.sel(dip_type=k).values, float)
+            for i in range(depths.size):
+                for j in range(durs.size):
+                    if _finite(lv[i, j]) and lv[i, j] > 1e-6:
+                        ax.text(j, i, f"{lv[i, j]:.1f}", ha="center", va="center", fontsize=6.5, color="0.15")
+        if curve is not None and depths.size >= 2 and durs.size >= 2 and np.all(np.diff(depths) > 0) and \
+                np.all(np.diff(durs) > 0):
+            # a rectangular dip of duration T stays inside the curve if its voltage is above the curve at T (the
+            # curve rises with time): drawn on the map's axes, by interpolation between the cells
+            tt = np.geomspace(durs[0], durs[-1], 60)
+            vb = np.interp(tt, curve[0], curve[1], right=curve[1][-1])
+            xs = np.interp(np.log(tt), np.log(durs), np.arange(durs.size))
+            ys = np.interp(vb, depths, np.arange(depths.size), left=-0.5, right=depths.size - 0.5)
+            ax.plot(xs, ys, color="black", lw=1.4, ls="--")
+        ax.set_xticks(np.arange(durs.size), [f"{d:g}" for d in durs], fontsize=7)
+        ax.set_yticks(np.arange(depths.size), [f"{d:g}" for d in depths], fontsize=7)
+        ax.set_xlabel("dip duration (s)", fontsize=8)
+        ax.set_ylabel("retained voltage (pu)", fontsize=8)
+        handles = [Patch(facecolor=c, label=w) for c, w in zip(_RT_COLOURS, _RT_OUTCOMES, strict=True)]
+        if curve is not None:
+            from matplotlib.lines import Line2D
+            handles.append(Line2D([], [], color="black", lw=1.4, ls="--", label="PCS LVRT curve"))
+        ax.legend(handles=handles, fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        words = _RT_TYPE_WORDS.get(k, f"type {k}")
+        out.append({"title": f"Outcome of {words} dips", "png": _png(fig), "caption": (
+            f"Outcome of each dip at the point of connection ({words}) over its retained voltage and duration: rides "
+            f"through (green), transfers to the battery (blue), load lost (red, the MW lost written in the cell)."
+            + (" Dashed: the PCS's LVRT curve (retained voltage against time since the dip's start, L); above it the "
+               "PCS must stay connected, so a transfer there is an LVRT violation (the study judges it on the PCS's "
+               "terminal voltage)." if curve is not None else ""))})
+    return out
+
+
+def _rt_virginia_figure(case, ds: xr.Dataset, f: dict) -> dict | None:
+    """The Virginia-like sequence: import from the grid, IT load running and time on the battery."""
+    grid = _numeric(ds, "virginia_grid_p_mw")
+    it = _numeric(ds, "virginia_it_served_mw")
+    if (grid is None and it is None) or "time_v" not in ds.coords:
+        return None
+    t = np.asarray(ds.time_v.values, float)
+    fig = _new_figure(9.5, 3.2)
+    ax = fig.subplots()
+    if it is not None:
+        ax.plot(t, it.values, color="tab:green", lw=1.6, label="IT load running")
+    if grid is not None:  # on top, dashed: the two coincide where both are zero
+        ax.plot(t, grid.values, color="tab:blue", lw=1.0, ls="--", label="import from the grid")
+    isl = _numeric(ds, "virginia_islanded")
+    if isl is not None:
+        on = np.nan_to_num(np.asarray(isl.values, float)) > 0.5
+        ax.fill_between(t, 0, 1, where=on, transform=ax.get_xaxis_transform(), color="tab:orange", alpha=0.18,
+                        lw=0, label="on the battery (islanded)")
+    times = getattr(getattr(getattr(case, "spec", None), "ridethrough", None), "virginia_times_s", None) or []
+    for k, tv in enumerate(times):
+        ax.axvline(float(tv), color="0.3", lw=0.7, ls=":", label="dips" if k == 0 else None)
+    ax.set_xlim(t[0], t[-1])
+    ax.set_xlabel("time (s)", fontsize=8)
+    ax.set_ylabel("MW", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6.5, loc="lower left")
+    seq = ds.attrs.get("virginia")
+    return {"title": "A Virginia-like sequence of dips", "png": _png(fig), "caption": (
+        f"Constructed sequence{f' ({seq})' if seq else ''}: the import from the grid, the IT load running and the "
+        f"time on the battery (shaded); dotted: the dips. The grid loses "
+        f"{_fmt(f.get('virginia_sequence_load_lost_mw'), 'MW')} of load by the end; servers lost "
+        f"{_fmt(f.get('virginia_servers_lost_mw'), 'MW')}.")}
+
+
+# ---- power swings
+
+_SWING_QUANTITIES = {"plt": "Plt", "ramp": "ramp rate", "osc": "oscillation amplitude 0.05-5 Hz"}
+
+
+def _swing_with(s: str) -> bool:
+    return str(s).endswith("battery smoothing")
+
+
+def _swing_limits_text(f: dict, suffix: str) -> list[tuple[str, str, bool | None]]:
+    """(name, text, within the limit) for Plt, ramp and oscillation, without (``suffix=''``) or with smoothing."""
+    out = []
+    for label, key, lim, unit in (("Plt", "plt_max", "plt_limit", "1"),
+                                  ("ramp rate", "ramp_max_mw_per_s", "ramp_limit_mw_per_s", "MW/s"),
+                                  ("oscillation", "oscillation_max_mw", "oscillation_limit_mw", "MW")):
+        v, li = f.get(key + suffix), f.get(lim)
+        if not _finite(v):
+            continue
+        ok = bool(float(v) <= float(li)) if _finite(li) else None
+        out.append((label, f"{label} {_fmt(v, unit)}" + (f" against {_fmt(li, unit)} ({'holds' if ok else 'exceeded'})"
+                                                           if ok is not None else ""), ok))
+    return out
+
+
+def _swing_claim(checks: pd.DataFrame, f: dict) -> list[dict]:
+    """Findings: the limits without and with smoothing, and the headroom smoothing needs."""
+    out = []
+    for suffix, label, pred in (("", "without smoothing", lambda s: not _swing_with(s)),
+                                ("_with_smoothing", "with battery smoothing", _swing_with)):
+        parts = _swing_limits_text(f, suffix)
+        if not parts:
+            continue
+        st = _study_status(checks, "swing", list(_SWING_QUANTITIES.values()), pred)
+        broken = [n for n, _, ok in parts if ok is False]
+        held = [n for n, _, ok in parts if ok]
+        status = st or ("FAIL" if broken else "PASS" if held else "INFO")
+        text = (f"At the point of connection {label} (worst case of the training oscillations, job start/stop and "
+                f"checkpoint): " + "; ".join(t for _, t, _ in parts) + ". "
+                + (f"Limits that hold: {', '.join(held)}. " if held else "")
+                + (f"Limits exceeded: {', '.join(broken)}." if broken else "Every limit holds."))
+        if suffix == "":
+            text = (f"Finding 'the training load is a steady load at the point of connection': "
+                    f"{'held' if not broken else 'NOT held'}. The largest job swings "
+                    f"{_fmt(f.get('swing_mw'), 'MW')} between its compute and communication phases. " + text)
+        out.append(dict(status=status, text=text, covers=[("swing", q) for q in _SWING_QUANTITIES.values()]))
+    if "smoothing_headroom_mw" in f:
+        st = _study_status(checks, "swing", ["smoothing power"])
+        out.append(dict(status=st or "INFO", text=(
+            f"Smoothing needs PCS headroom: the battery smooths the import only within the "
+            f"{_fmt(f['smoothing_headroom_mw'], 'MW')} of PCS power the EMS keeps free from its cap-holding dispatch "
+            f"(the dispatch that holds the import under the firm cap must leave it unused)"
+            + (f"; the battery throughputs up to {_fmt(f['battery_throughput_mwh_per_h_max'], 'MWh')} per hour of "
+               f"smoothing" if _finite(f.get("battery_throughput_mwh_per_h_max")) else "") + "."),
+            covers=[("swing", "smoothing power")]))
+    return out
+
+
+def _swing_headline(checks: pd.DataFrame, fig: dict | None) -> list[dict]:
+    f = _figs_nan(fig)
+    if "plt_max" not in f and "ramp_max_mw_per_s" not in f:
+        return []
+    out = _swing_claim(checks, f)
+    return [dict(x, text=f"Power swings: {x['text']} (See the Power swings section.)") for x in out
+            if not x["text"].startswith("Smoothing needs")]
+
+
+def _swing_section(case, checks: pd.DataFrame, ds: xr.Dataset | None, fig: dict | None) -> dict | None:
+    """The power-swing section: method and validity, the limits checked without and with smoothing, the headroom
+    smoothing needs, key figures, a table per swing case and two figures."""
+    f = _figs_nan(fig)
+    if not f and ds is None:
+        return None
+    o = getattr(case.spec, "swing", None)
+    op = f.get("operating_point") or (ds.attrs.get("operating_point") if ds is not None else None) or "?"
+    intro = ("The campus IT load at " + op + " swings with the largest synchronous training job: its compute and "
+             "communication phases alternate every iteration (periods "
+             + (", ".join(f"{p:g}" for p in o.periods_s) + " s" if o is not None else "of 0.2-20 s")
+             + "), the job starts and stops, and it stalls for a checkpoint. At the point of connection: the import, "
+             "its ramp rate (largest change between consecutive "
+             + (f"{o.ramp_window_s:g}-s" if o is not None else "1-s") + " means), its oscillation (largest spectral "
+             "amplitude between 0.05 and 5 Hz) and the voltage through the utility's Thevenin source at minimum "
+             "short-circuit power, with flicker Pst from the IEC 61000-4-15 flickermeter (Plt of a stationary swing "
+             "equals its Pst); then the same with a battery smoothing controller (the import follows the load's "
+             "low-pass" + (f" of {o.smoothing_filter_s:g} s" if o is not None else "") + ", ramp-limited, through "
+             "the PCS's power loop and within its headroom).")
+    method = ds.attrs.get("method") if ds is not None else None
+    validity = ("Validity: quasi-static network (algebraic), valid for modulation up to a few hertz; the campus's "
+                "internal voltage drops do not change the point of connection's voltage"
+                + (f" ({method})" if method else "") + ". The ramp and oscillation limits are the case's (no "
+                "published limit for loads, L).")
+    findings = _swing_claim(checks, f)
+    table = _key_rows(f, [
+        ("Operating point", "operating_point", "text"),
+        ("Swing of the largest job (compute to communication)", "swing_mw", "MW"),
+        ("Pst, worst case, without smoothing", "pst_max", "1"),
+        ("Plt, worst case, without smoothing", "plt_max", "1"),
+        ("Plt limit (GB/T 12326)", "plt_limit", "1"),
+        ("Ramp rate, worst case, without smoothing", "ramp_max_mw_per_s", "MW/s"),
+        ("Ramp-rate limit", "ramp_limit_mw_per_s", "MW/s"),
+        ("Oscillation 0.05-5 Hz, worst case, without smoothing", "oscillation_max_mw", "MW"),
+        ("Oscillation limit", "oscillation_limit_mw", "MW"),
+        ("Voltage fluctuation, worst case, without smoothing", "dv_max_percent", "%"),
+        ("Pst, worst case, with smoothing", "pst_max_with_smoothing", "1"),
+        ("Plt, worst case, with smoothing", "plt_max_with_smoothing", "1"),
+        ("Ramp rate, worst case, with smoothing", "ramp_max_mw_per_s_with_smoothing", "MW/s"),
+        ("Oscillation 0.05-5 Hz, worst case, with smoothing", "oscillation_max_mw_with_smoothing", "MW"),
+        ("PCS headroom the EMS keeps free for smoothing", "smoothing_headroom_mw", "MW"),
+        ("Battery throughput of smoothing (worst case)", "battery_throughput_mwh_per_h_max", "MWh/h"),
+    ])
+    cases = _swing_cases_table(checks, ds)
+    figures = []
+    if ds is not None:
+        figures = [g for g in (_swing_oscillation_figure(ds, f), _swing_job_figure(ds, f)) if g is not None]
+    return {"intro": intro, "validity": validity, "findings": findings, "table": table, "cases": cases,
+            "figures": figures}
+
+
+def _swing_cases_table(checks: pd.DataFrame, ds: xr.Dataset | None) -> dict | None:
+    """One row per swing case: Pst, ramp and oscillation without and with smoothing, coloured by their checks."""
+    if ds is None or "swing_case" not in ds.dims:
+        return None
+    cols = [("Pst (= Plt)", "pst", "1", "Plt"), ("Ramp (MW/s)", "ramp_mw_per_s", "MW/s", "ramp rate"),
+            ("Oscillation (MW)", "oscillation_mw", "MW", "oscillation amplitude 0.05-5 Hz")]
+    have = [c for c in cols if any(f"{c[1]}_{lab}" in ds for lab in ("without", "with"))]
+    if not have:
+        return None
+    sw = checks[checks.study == "swing"]
+    headers, rows = [], []
+    for title, _, _, _ in have:
+        headers += [f"{title} without", f"{title} with"]
+    has_batt = "battery_p_max_mw_with" in ds
+    if has_batt:
+        headers.append("Battery power (MW)")
+    for i, name in enumerate(_labels(ds, "swing_case")):
+        cells = []
+        for _, key, unit, q in have:
+            for lab, scen in (("without", name), ("with", f"{name}, battery smoothing")):
+                var = f"{key}_{lab}"
+                v = float(ds[var].values[i]) if var in ds else float("nan")
+                r = sw[(sw.scenario == scen) & (sw.quantity == q)]
+                if unit == "MW/s" and _finite(v) and abs(v) < 0.005:
+                    v = 0.0  # below the table's resolution (a fast square wave's 1-s means hardly change)
+                cells.append({"text": _plain(v, unit) if unit not in ("1",) else _fmt(v, "1"),
+                              "cls": f"num {r.status.iloc[0]}" if len(r) else "num"})
+        if has_batt:
+            cells.append({"text": _plain(float(ds["battery_p_max_mw_with"].values[i]), "MW"), "cls": "num"})
+        rows.append({"case": name, "cells": cells})
+    return {"headers": headers, "rows": rows}
+
+
+def _swing_pick_oscillation(ds: xr.Dataset) -> str | None:
+    """The oscillation case with the worst ramp rate without smoothing (the first oscillation case otherwise)."""
+    if "swing_case" not in ds.dims:
+        return None
+    names = _labels(ds, "swing_case")
+    osc = [i for i, n in enumerate(names) if n.startswith("oscillation")]
+    if not osc:
+        return None
+    ramp = _numeric(ds, "ramp_mw_per_s_without")
+    if ramp is None or ramp.dims != ("swing_case",):
+        return names[osc[0]]
+    vals = np.asarray(ramp.values, float)[osc]
+    return names[osc[int(np.nanargmax(np.where(np.isfinite(vals), vals, -np.inf)))]]
+
+
+def _swing_panels(ax_p, ax_b, ds: xr.Dataset, case_name: str, t0: float, t1: float) -> None:
+    t = np.asarray(ds.time.values, float)
+    m = (t >= t0) & (t <= t1)
+    for var, label, colour in (("p_poc_mw_without", "without smoothing", "tab:red"),
+                               ("p_poc_mw_with", "with battery smoothing", "tab:blue")):
+        da = _numeric(ds, var)
+        if da is not None and "swing_case" in da.dims:
+            ax_p.plot(t[m], da.sel(swing_case=case_name).values[m], color=colour, lw=0.9, label=label)
+    b = _numeric(ds, "battery_p_mw")
+    if b is not None and "swing_case" in b.dims:
+        ax_b.plot(t[m], b.sel(swing_case=case_name).values[m], color="tab:orange", lw=0.9)
+    ax_b.axhline(0.0, color="0.4", lw=0.6)
+    for ax in (ax_p, ax_b):
+        ax.set_xlim(t[m][0] if m.any() else t0, t[m][-1] if m.any() else t1)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    ax_b.set_xlabel("time (s)", fontsize=8)
+
+
+def _swing_oscillation_figure(ds: xr.Dataset, f: dict) -> dict | None:
+    """About 60 s of one oscillation case: the import without and with smoothing, the battery's power."""
+    name = _swing_pick_oscillation(ds)
+    if name is None or "time" not in ds.coords or not any(v in ds for v in ("p_poc_mw_without", "p_poc_mw_with")):
+        return None
+    t = np.asarray(ds.time.values, float)
+    t0 = t[0] + 0.5 * (t[-1] - t[0]) - 45.0  # away from the start (the flickermeter's settling), before the middle
+    t0 = max(t[0], t0)
+    fig = _new_figure(9.5, 4.0)
+    ax_p, ax_b = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    _swing_panels(ax_p, ax_b, ds, name, t0, t0 + 60.0)
+    ax_p.set_ylabel("import at the point\nof connection (MW)", fontsize=8)
+    ax_b.set_ylabel("battery (MW,\n+ discharge)", fontsize=8)
+    ax_p.legend(fontsize=6.5, loc="upper right")
+    return {"title": f"Training oscillation ({name}): 60 s at the point of connection", "png": _png(fig),
+            "caption": (f"The import at the point of connection over 60 s of the {name} case (the oscillation case "
+                        f"with the largest ramp rate without smoothing): the job's compute and communication phases "
+                        f"without smoothing (red) and with battery smoothing (blue), and the battery's smoothing "
+                        f"power (+ discharge), within the {_fmt(f.get('smoothing_headroom_mw'), 'MW')} headroom.")}
+
+
+def _swing_job_figure(ds: xr.Dataset, f: dict) -> dict | None:
+    """The job's start and stop: 60 s around each, without and with smoothing, the battery's power."""
+    if "time" not in ds.coords or "swing_case" not in ds.dims or "job_start_stop" not in _labels(ds, "swing_case") or \
+            not any(v in ds for v in ("p_poc_mw_without", "p_poc_mw_with")):
+        return None
+    t = np.asarray(ds.time.values, float)
+    edges = [t[0] + 0.25 * (t[-1] - t[0]), t[0] + 0.75 * (t[-1] - t[0])]  # the study's start and stop times
+    fig = _new_figure(9.5, 4.0)
+    axes = fig.subplots(2, 2, sharey="row", height_ratios=[2, 1])
+    for j, (te, title) in enumerate(zip(edges, ("job starts", "job stops"), strict=True)):
+        _swing_panels(axes[0, j], axes[1, j], ds, "job_start_stop", te - 15.0, te + 45.0)
+        axes[0, j].set_title(title, fontsize=8)
+    axes[0, 0].set_ylabel("import at the point\nof connection (MW)", fontsize=8)
+    axes[1, 0].set_ylabel("battery (MW,\n+ discharge)", fontsize=8)
+    axes[0, 0].legend(fontsize=6.5, loc="lower right")
+    return {"title": "Training job start and stop at the point of connection", "png": _png(fig),
+            "caption": (f"The largest job ({_fmt(f.get('swing_mw'), 'MW')} swing) starting and stopping with the "
+                        f"servers' rise time, 60 s around each edge: the import without smoothing (red) steps; with "
+                        f"smoothing (blue) its target follows the load's low-pass at no more than 80 % of the ramp "
+                        f"limit ({_fmt(f.get('ramp_limit_mw_per_s'), 'MW/s')}) and the PCS covers the difference up "
+                        f"to its headroom ({_fmt(f.get('smoothing_headroom_mw'), 'MW')}); what exceeds the headroom "
+                        f"reaches the grid as a step.")}
