@@ -91,3 +91,18 @@ def test_emt_cross_check_of_the_first_200_ms(out):
     assert s["emt_cross_check_pass"] is True
     assert s["emt_cross_check_max_diff_pu"] <= s["emt_cross_check_band_pu"] == 0.02
     assert s["emt_cross_check_load_mw"] < s["max_island_pickup_mw"]
+
+
+def test_itic_margin_is_taken_at_the_binding_sag_level():
+    """A 10 ms interruption leaves 10 ms of ITIC's 20 ms at zero volts; a healthy supply keeps the whole 20 ms (an
+    uncrossed swell level does not set the margin)."""
+    from twin.transient.itic import itic_check
+
+    t = np.arange(0, 1, 0.001)
+    v = np.ones((1000, 2))
+    v[100:110, 0] = 0.0
+    m = switchover.itic_margin_ms(itic_check(t, v, names=["cut", "healthy"]))
+    assert m.sel(element="cut") == pytest.approx(10.0) and m.sel(element="healthy") == pytest.approx(20.0)
+    v[300:302, 1] = 1.45  # a 2 ms swell above 1.4 pu (ITIC allows 1 ms): the swell binds
+    m = switchover.itic_margin_ms(itic_check(t, v, names=["cut", "swell"]))
+    assert m.sel(element="swell") == pytest.approx(-1.0)
