@@ -6,7 +6,7 @@ with the iteration period (0.5-10 s in the seed scenario: 0.1-2 Hz). Jobs also s
 job's power with the servers' rise time) and stall for checkpoints. This study builds those load profiles from the
 case's server model and load scenario and evaluates at each point of connection:
 
-- active power, its ramp rate (largest change between consecutive ``ramp_window_s`` means, MW/s) and its oscillation (the largest spectral
+- active power in time and frequency (its amplitude spectrum up to 5 Hz), its ramp rate (largest change between consecutive ``ramp_window_s`` means, MW/s) and its oscillation (the largest spectral
   amplitude between 0.05 and 5 Hz, MW);
 - the voltage: the utility as its Thevenin source (minimum short-circuit power, the weakest grid, from the case),
   the incomer's share of the campus import (from the operating point's load flow) drawn through it, solved exactly
@@ -154,12 +154,17 @@ def ramp_max(p_mw: np.ndarray, dt_s: float, window_s: float) -> float:
     return float(np.max(np.abs(mean[n:] - mean[:-n]))) / (n * dt_s)
 
 
-def oscillation_max(p_mw: np.ndarray, dt_s: float, f_lo: float = 0.05, f_hi: float = 5.0) -> tuple[float, float]:
-    """Largest spectral amplitude (MW, peak) of ``p_mw`` between ``f_lo`` and ``f_hi`` Hz and its frequency."""
+def spectrum(p_mw: np.ndarray, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(frequency in Hz, amplitude in MW peak) of ``p_mw`` about its mean, Hann window, amplitude-corrected."""
     x = p_mw - p_mw.mean()
     n = len(x)
-    amp = np.abs(np.fft.rfft(x * np.hanning(n))) * 2.0 / np.hanning(n).sum()
-    f = np.fft.rfftfreq(n, dt_s)
+    w = np.hanning(n)
+    return np.fft.rfftfreq(n, dt_s), np.abs(np.fft.rfft(x * w)) * 2.0 / w.sum()
+
+
+def oscillation_max(p_mw: np.ndarray, dt_s: float, f_lo: float = 0.05, f_hi: float = 5.0) -> tuple[float, float]:
+    """Largest spectral amplitude (MW, peak) of ``p_mw`` between ``f_lo`` and ``f_hi`` Hz and its frequency."""
+    f, amp = spectrum(p_mw, dt_s)
     band = (f >= f_lo) & (f <= f_hi)
     if not band.any():
         return 0.0, float("nan")
@@ -229,7 +234,7 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
                           "dv_percent": 100.0 * float(max(v[m].max() - v[m].min() for v in v_all)),
                           "battery_throughput_mwh_per_h": float(np.abs(p_batt[m]).mean()),  # MWh per hour
                           "battery_p_max_mw": float(np.abs(p_batt).max())}
-            series[(name, label)] = (p_poc, np.mean(v_all, axis=0), p_batt)
+            series[(name, label)] = (p_poc, np.mean(v_all, axis=0), p_batt, spectrum(p_poc[m], dt))
         rows.append({"case": name, **{f"{k}_{lab}": v for lab in res for k, v in res[lab].items()}})
         for lab, scen in (("without", name), ("with", f"{name}, battery smoothing")):
             r = res[lab]
@@ -254,6 +259,14 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
                                  {"units": "MW", "long_name": f"import at the point of connection, {lab} smoothing"})
         ds[f"v_poc_pu_{lab}"] = (("swing_case", "time"), np.stack([series[(c, lab)][1][keep] for c in caseidx]),
                                  {"units": "pu", "long_name": f"point-of-connection voltage, {lab} smoothing"})
+    f_sp = series[(caseidx[0], "without")][3][0]
+    in_band = f_sp <= 5.0
+    for lab in ("without", "with"):
+        ds[f"p_poc_spectrum_mw_{lab}"] = (("swing_case", "frequency"),
+                                          np.stack([series[(c, lab)][3][1][in_band] for c in caseidx]),
+                                          {"units": "MW", "long_name": f"amplitude spectrum of the import (peak, Hann "
+                                                                      f"window), {lab} smoothing"})
+    ds = ds.assign_coords(frequency=("frequency", f_sp[in_band], {"units": "Hz", "long_name": "frequency"}))
     ds["battery_p_mw"] = (("swing_case", "time"), np.stack([series[(c, "with")][2][keep] for c in caseidx]),
                           {"units": "MW", "long_name": "smoothing power of the battery (+ discharge)"})
     ds = ds.assign_coords(time=("time", t[keep], {"units": "s", "long_name": "time from the start"}))
