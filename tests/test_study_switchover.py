@@ -33,7 +33,8 @@ def test_summary_has_the_issue_keys_and_checks_rows(out):
     q = set(sw.quantity)
     for needed in ("ITIC margin", "PSU dropout", "load lost", "largest load the island carries",
                    "lowest voltage after one cycle", "fault current vs short-time trip", "overload margin",
-                   "IT reduction needed at once"):
+                   "IT reduction needed at once", "action delay",
+                   "island survives without shedding (all operating points)"):
         assert needed in q, needed
     assert any(s_.startswith("bus transfer") for s_ in sw.scenario)
     assert (d / "switchover.nc").exists()

@@ -640,6 +640,9 @@ class SwitchoverStudy(_Strict):
     shed_delays_ms: list[float] = Field([0.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0], min_length=1,
                                         description="action delays of the load shedding (GPU power capping) "
                                                     "searched, in ms")
+    shedding_action_delay_ms: float = Q("how fast the campus's load shedding or GPU power capping acts after the loss "
+                                        "of mains, ms (GPU capping through the servers' management controllers: "
+                                        "about 0.1-1 s, L)", ge=0, le=60000, default=100.0)
     return_to_grid_s: float = Q("time after the event at which the grid returns (resynchronisation study), s",
                                 gt=0, le=60, default=1.0)
     gensets: list[SwitchoverGenset] = Field(default_factory=list, description="standby gensets, started on "

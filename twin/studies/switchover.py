@@ -268,6 +268,8 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
         runs.append(ds.expand_dims(operating_point=[op]))
         bar.update()
     dp = plants[design]
+    chk.lower("loss of mains", "campus", "island survives without shedding (all operating points)",
+              float(all(r["survives"] for r in per_op.values())), 1.0, "1", "the seed's 'seamless backup' claim")
 
     def sim_scaled(scale: float, events_fn, **kw):
         pl = build_plant(case, net, design, soc=soc, load_scale=scale, like=dp)
@@ -314,6 +316,10 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
     feasible = [(d, mw) for d, mw in shed_rows if np.isfinite(mw)]
     shedding_needed = min((mw for _, mw in feasible), default=float("nan"))
     shedding_delay = max((d for d, _ in feasible), default=float("nan"))
+    chk.upper("shedding", "campus load shedding", "action delay", o.shedding_action_delay_ms,
+              shedding_delay if np.isfinite(shedding_delay) else 0.0, "ms",
+              "[switchover] shedding_action_delay_ms within the longest delay at which shedding still saves the "
+              "island")
     chk.upper("shedding", "GPU power capping", "IT reduction needed at once", shedding_needed, shed_max * it_mw,
               "MW", "GPU power capping reaches the servers' idle power at most (models/it); beyond it whole server "
               "groups must be shed")
