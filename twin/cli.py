@@ -21,6 +21,9 @@ EPILOG = """examples:
   twin study timeseries --scenario sustained_training --period 2025 --resolution 1min --out out/ts
                                         a year of the campus in the loop, one load scenario
   twin study timeseries --period 2025-07-01/2025-07-08   one week (local dates, end exclusive)
+  twin study switchover --out out/sw    loss of mains, island pick-up, shedding, bus transfer, return to grid
+  twin study ridethrough --out out/rt   utility voltage dips and the campus's transfer logic
+  twin study swing --out out/swing      AI-training power swings and flicker at the point of connection
   twin check my_campus.toml             load and check a case, print what it holds
   twin sld --out sld.png                draw the single-line diagram
 """

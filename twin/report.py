@@ -1759,22 +1759,7 @@ def _sw_table(f: dict) -> list[dict]:
         ("Return to grid: ITIC at the servers' supply", "resync_itic_pass", "pass/fail"),
         ("Return to grid: load lost", "resync_load_lost_mw", "MW"),
     ]
-    out = []
-    for label, key, unit in rows:
-        if key not in f:
-            continue
-        v = f[key]
-        if unit == "text":
-            text = str(v)
-        elif unit == "yes/no":
-            text = _yes_no(v)
-        elif unit == "pass/fail":
-            text = _yes_no(v, "pass", "fail")
-        elif unit == "ms":
-            text = _ms(v)
-        else:
-            text = _fmt(v, unit)
-        out.append({"label": label, "value": text, "key": key})
+    out = _key_rows(f, rows)
     by_delay = f.get("shedding_by_delay_mw") or {}
     for d, mw in by_delay.items():
         out.append({"label": f"IT shedding needed, acting {d} ms after the loss of mains",
@@ -2022,6 +2007,8 @@ def _key_rows(f: dict, rows: list[tuple[str, str, str]]) -> list[dict]:
             text = _yes_no(v, "pass", "fail")
         elif unit == "count":
             text = str(int(v)) if _finite(v) else "n/a"
+        elif unit == "ms":
+            text = _ms(v)
         else:
             text = _fmt(v, unit)
         out.append({"label": label, "value": text, "key": key})

@@ -271,17 +271,12 @@ def run(case: Case, net=None, *, progress: bool = True) -> StudyResult:
     chk.lower("loss of mains", "campus", "island survives without shedding (all operating points)",
               float(all(r["survives"] for r in per_op.values())), 1.0, "1", "the seed's 'seamless backup' claim")
 
-    def sim_scaled(scale: float, events_fn, **kw):
-        pl = build_plant(case, net, design, soc=soc, load_scale=scale, like=dp)
-        return pl, simulate(pl, events_fn(pl), battery_dc=False, **kw)
-
     # 2. island pick-up: the largest share of the design load the island carries
     cache = {}
 
     def ok_scale(x):
-        pl, ds = sim_scaled(x, lambda p: lom_events(case, p, t_ev))
-        cache[x] = pl
-        return survives(ds, pl, band, t_ev)
+        pl = cache[x] = build_plant(case, net, design, soc=soc, load_scale=x, like=dp)
+        return survives(simulate(pl, lom_events(case, pl, t_ev), battery_dc=False), pl, band, t_ev)
 
     best = _bisect(ok_scale, 0.02, 1.0, n=7)
     pickup_mw = _campus_load_mw(cache[best]) if best is not None else 0.0

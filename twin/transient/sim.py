@@ -36,7 +36,7 @@ the battery's voltage, current, temperature and BMS flags.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -96,7 +96,6 @@ class Plant:
     mo: dict
     hall: dict
     det: np.ndarray
-    names: dict = field(default_factory=dict)
     soc: float = 0.5
 
     def with_soc(self, soc: float) -> Plant:
