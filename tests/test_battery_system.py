@@ -199,29 +199,37 @@ def test_outputs_carry_units(small):
 
 
 def test_generated_tables_match_the_parameter_set(spec):
-    """The kernel's compiled-in tables equal the parameter set's piecewise-linear tables (numpy.interp), and the
-    path integral is the exact integral (trapezoids between breakpoints)."""
+    """The kernel's compiled-in tables (each SOC table as a + b z on the pieces of the union grid) equal the
+    parameter set's piecewise-linear tables (numpy.interp), and the path mean is the exact integral (trapezoids
+    between breakpoints) over the SOC change."""
+    from twin.battery import _syskernel as K
     from twin.battery._codegen import kernel_for
 
     k = kernel_for(spec.cell, spec.bms)
     assert kernel_for(spec.cell, spec.bms) is k
     c, b = spec.cell, spec.bms
     soc, ocv, dudt = np.asarray(c.soc), np.asarray(c.ocv_v), np.asarray(c.dudt_mv_per_k) * 1e-3
+
+    def tab(z, col):
+        q = k._find_piece.py_func(z)
+        assert k._PLO[q] <= z < k._PHI[q]
+        return k._PCF[q, col] + k._PCF[q, col + 1] * z
+
     for z in np.linspace(-0.05, 1.05, 221):
-        o, d, _ = k._tab_ocv.py_func(z)
-        assert o == pytest.approx(np.interp(z, soc, ocv), abs=1e-12)
-        assert d == pytest.approx(np.interp(z, soc, dudt), abs=1e-15)
-        r0, r1, tau1, r2, tau2 = k._tab_r.py_func(z)
-        assert r0 == pytest.approx(np.interp(z, c.r_soc, c.r0_ohm), rel=1e-12)
-        fc, fd = k._tab_bms_soc.py_func(z)
-        assert fd == pytest.approx(np.interp(z, b.soc.soc, b.soc.discharge), abs=1e-12)
-    for z0, z1 in [(0.5, 0.4), (0.93, 0.07), (0.02, 0.021), (1.0, 0.0)]:
-        iu, o1, _, _ = k._tab_path.py_func(z0, z1)
-        pts = np.concatenate([[z1], soc[(soc > z1) & (soc < z0)], [z0]])
+        assert tab(z, K.CF_OA) == pytest.approx(np.interp(z, soc, ocv), abs=1e-12)
+        assert tab(z, K.CF_DA) == pytest.approx(np.interp(z, soc, dudt), abs=1e-15)
+        assert tab(z, K.CF_R0A) == pytest.approx(np.interp(z, c.r_soc, c.r0_ohm), rel=1e-12)
+        assert tab(z, K.CF_T2A) == pytest.approx(c.tau2_s, rel=1e-12)
+        assert tab(z, K.CF_BDA) == pytest.approx(np.interp(z, b.soc.soc, b.soc.discharge), abs=1e-12)
+    for z0, z1 in [(0.5, 0.4), (0.93, 0.07), (0.02, 0.021), (1.0, 0.0), (1.02, 0.98)]:
+        pts = np.concatenate([[min(z0, z1)], soc[(soc > min(z0, z1)) & (soc < max(z0, z1))], [max(z0, z1)]])
         exact = np.sum(0.5 * np.diff(pts) * (np.interp(pts[1:], soc, ocv) + np.interp(pts[:-1], soc, ocv)))
-        assert iu == pytest.approx(exact, rel=1e-12) and o1 == pytest.approx(np.interp(z1, soc, ocv), abs=1e-12)
-    f0, f1, f2 = k._arrhenius.py_func(1.0 / 273.15 - 1.0 / 298.15)
-    assert f0 == pytest.approx(np.exp(c.ea_r0_j_per_mol / 8.314462618 * (1.0 / 273.15 - 1.0 / 298.15)), rel=1e-12)
+        assert k._path_mean.py_func(z0, z1, K.CF_OA, K.CF_OB) == pytest.approx(exact / abs(z0 - z1), rel=1e-12)
+    # the kernel's exponentials: evaluated afresh (Arrhenius, RC factors) and updated by a small change of exponent
+    for y in (-40.0, -3.1, -0.1, -1e-4, 0.0, 2e-6, 0.7, 2.15):
+        assert K._expm1.py_func(y) == pytest.approx(np.expm1(y), rel=3e-14, abs=1e-300)
+    for d in (-K._DINC, -3e-5, 1e-9, K._DINC):
+        assert K._em1.py_func(d) == pytest.approx(np.expm1(d), rel=1e-15)
 
 
 def test_one_cell_system_matches_the_cell_model(spec):

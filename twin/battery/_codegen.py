@@ -52,53 +52,44 @@ def _sum(y0: float, sl, cvars: list[str]) -> str:
     return " + ".join(terms)
 
 
-def _header(cell: CellParams, bms: BmsModel) -> str:
-    out = [f"{_BEGIN} (cell: {cell.description!r}) ---", "", ""]
-    # resistances and time constants on their SOC grid
+def _arr(name: str, a: np.ndarray) -> str:
+    body = ", ".join(_f(x) for x in np.ravel(a))
+    return f"{name} = np.array([{body}]).reshape({tuple(a.shape)!r})"
+
+
+def piece_tables(cell: CellParams, bms: BmsModel):
+    """The SOC tables on the union of their grids: the grid, each piece's bounds and each table as ``a + b z`` per
+    piece (columns in the order of the kernel's CF_* constants: OCV at T_ref, dU/dT, R0, R1, tau1, R2, tau2, BMS
+    charge and discharge taper). Beyond the grid's ends every table is constant."""
     keys = (cell.r0_ohm, cell.r1_ohm, cell.tau1_s, cell.r2_ohm, cell.tau2_s)
     rsg = cell.r_soc if cell.r_soc is not None and any(isinstance(t, list) for t in keys) else [0.0, 1.0]
-    rt = [np.broadcast_to(np.asarray(t, dtype=float), (len(rsg),)) for t in keys]
-    xs, wd, ys, sl = _grid(rsg, rt)
-    cv = [f"c{k}" for k in range(wd.size)]
-    out += ['@njit(cache=True, error_model="numpy", fastmath=True, inline="always")', "def _tab_r(z):",
-            '    """R0, R1, tau1, R2, tau2 at T_ref (ohm, s) at SOC z."""']
-    out += _hinge_lines("z", xs, wd, "c")
-    out += ["    return (" + ", ".join(_sum(y[0], s, cv) for y, s in zip(ys, sl, strict=True)) + ")", "", ""]
-    # Arrhenius factors: one exp per distinct activation energy
-    from .params import R_GAS
+    tables = [(cell.soc, cell.ocv_v), (cell.soc, np.asarray(cell.dudt_mv_per_k) * 1e-3)]
+    tables += [(rsg, np.broadcast_to(np.asarray(t, dtype=float), (len(rsg),))) for t in keys]
+    tables += [(bms.soc.soc, bms.soc.charge), (bms.soc.soc, bms.soc.discharge)]
+    ug = np.unique(np.concatenate([np.asarray(x, dtype=float) for x, _ in tables]))
+    m = ug.size
+    lo = np.concatenate([[-1e300], ug])
+    hi = np.concatenate([ug, [1e300]])
+    cf = np.zeros((m + 1, 2 * len(tables)))
+    for q, (xs, ys) in enumerate(tables):
+        xs = np.asarray(xs, dtype=float)
+        ys = np.asarray(ys, dtype=float)
+        for k in range(m + 1):
+            if k == 0 or k == m:  # beyond the ends: constant
+                cf[k, 2 * q] = ys[0] if k == 0 else ys[-1]
+                continue
+            xl, xr = ug[k - 1], ug[k]
+            yl, yr = np.interp(xl, xs, ys), np.interp(xr, xs, ys)
+            b = (yr - yl) / (xr - xl)
+            cf[k, 2 * q] = yl - b * xl
+            cf[k, 2 * q + 1] = b
+    return ug, lo, hi, cf
 
-    es = [cell.ea_r0_j_per_mol / R_GAS, cell.ea_r1_j_per_mol / R_GAS, cell.ea_r2_j_per_mol / R_GAS]
-    uniq = sorted(set(es))
-    out += ['@njit(cache=True, error_model="numpy", fastmath=True, inline="always")', "def _arrhenius(x):",
-            '    """exp(Ea/R x) of R0, R1, R2 for x = 1/T - 1/T_ref (1/K)."""']
-    out += [f"    g{k} = 1.0 + _expm1({_f(e)} * x)" if e != 0.0 else f"    g{k} = 1.0" for k, e in enumerate(uniq)]
-    out += ["    return (" + ", ".join(f"g{uniq.index(e)}" for e in es) + ")", "", ""]
-    # OCV and dU/dT, and the OCV's slope in the piece holding z
-    xs, wd, (oy, dy), (osl, dsl) = _grid(cell.soc, [cell.ocv_v, np.asarray(cell.dudt_mv_per_k) * 1e-3])
-    n = wd.size
-    cv = [f"c{k}" for k in range(n)]
-    iv = [f"i{k}" for k in range(n)]
-    out += ['@njit(cache=True, error_model="numpy", fastmath=True, inline="always")', "def _tab_ocv(z):",
-            '    """OCV (V) and dU/dT (V/K) at SOC z, and the OCV slope (V per unit SOC) in the piece holding z."""']
-    out += _hinge_lines("z", xs, wd, "c")
-    out += [f"    i{k} = 1.0 if (z >= {_f(xs[k])}) and (z < {_f(xs[k + 1])}) else 0.0" for k in range(n)]
-    out += [f"    return ({_sum(oy[0], osl, cv)}, {_sum(dy[0], dsl, cv)}, {_sum(0.0, osl, iv)})", "", ""]
-    # exact path integrals over [z1, z0]
-    out += ['@njit(cache=True, error_model="numpy", fastmath=True, inline="always")', "def _tab_path(z0, z1):",
-            '    """Integral from z1 to z0 of OCV (V) and of dU/dT (V/K), and both at z1 (exact, piecewise linear)."""']
-    out += _hinge_lines("z0", xs, wd, "a")
-    out += _hinge_lines("z1", xs, wd, "b")
-    lo, hi = _f(xs[0]), _f(xs[-1])
-    ends = f"(min(z0 - {lo}, 0.0) - min(z1 - {lo}, 0.0))", f"(max(z0 - {hi}, 0.0) - max(z1 - {hi}, 0.0))"
 
-    def path(y, s):
-        terms = [f"{_f(y[0])} * {ends[0]}", f"{_f(y[-1])} * {ends[1]}"]
-        terms += [f"(a{k} - b{k}) * ({_f(y[k])} + {_f(0.5 * s[k])} * (a{k} + b{k}))" for k in range(n)]
-        return " + ".join(terms)
-
-    bv = [f"b{k}" for k in range(n)]
-    out += [f"    return ({path(oy, osl)}, {_sum(oy[0], osl, bv)}, {path(dy, dsl)}, {_sum(dy[0], dsl, bv)})", "",
-            ""]
+def _header(cell: CellParams, bms: BmsModel) -> str:
+    out = [f"{_BEGIN} (cell: {cell.description!r}) ---", ""]
+    ug, lo, hi, cf = piece_tables(cell, bms)
+    out += [_arr("_UG", ug), _arr("_PLO", lo), _arr("_PHI", hi), _arr("_PCF", cf), "", ""]
     # BMS derating
     t = bms.temperature
     xs, wd, ys, sl = _grid(np.asarray(t.t_degc) + 273.15, [t.charge, t.discharge])
@@ -106,14 +97,7 @@ def _header(cell: CellParams, bms: BmsModel) -> str:
     out += ['@njit(cache=True, error_model="numpy", fastmath=True, inline="always")', "def _tab_bms_t(t):",
             '    """BMS charge and discharge derating factors at cell temperature t (K)."""']
     out += _hinge_lines("t", xs, wd, "c")
-    out += ["    return (" + ", ".join(_sum(y[0], s, cv) for y, s in zip(ys, sl, strict=True)) + ")", "", ""]
-    s = bms.soc
-    xs, wd, ys, sl = _grid(s.soc, [s.charge, s.discharge])
-    cv = [f"c{k}" for k in range(wd.size)]
-    out += ['@njit(cache=True, error_model="numpy", fastmath=True, inline="always")', "def _tab_bms_soc(z):",
-            '    """BMS charge and discharge SOC taper factors at SOC z."""']
-    out += _hinge_lines("z", xs, wd, "c")
-    out += ["    return (" + ", ".join(_sum(y[0], s_, cv) for y, s_ in zip(ys, sl, strict=True)) + ")"]
+    out += ["    return (" + ", ".join(_sum(y[0], s, cv) for y, s in zip(ys, sl, strict=True)) + ")"]
     return "\n".join(out) + "\n"
 
 

@@ -74,164 +74,318 @@ def _expm1(y):
 
 # --- table functions: generated per parameter set by twin.battery._codegen (constants compiled in) ---
 # The stubs below only let this module import; the kernel that runs is the generated module, which replaces this
-# block. Each table is piecewise linear in its grid (constant beyond the ends), written as a sum of hinge functions
-# y(x) = y0 + sum_k s_k clamp(x - x_k, 0, w_k) with the grid's numbers as literals, so that the element loops are
-# branch-free and LLVM vectorises them across cells.
+# block. Every SOC table (OCV, dU/dT, R0, R1, tau1, R2, tau2, BMS SOC taper) is piecewise linear; on the union of
+# their grids ``_UG`` all of them are linear within each piece, so piece ``k`` (``_PLO[k] <= z < _PHI[k]``; the first
+# and last pieces reach to -/+ infinity, where every table is constant) holds each table as ``a + b z`` in
+# ``_PCF[k]`` (columns CF_*). The temperature tables are sums of hinge functions with the grid's numbers as literals.
 
-
-@njit(cache=True, inline="always")
-def _tab_r(z):  # -> R0, R1, tau1, R2, tau2 at T_ref (ohm, s)
-    raise NotImplementedError("use twin.battery._codegen.kernel_for()")
-
-
-@njit(cache=True, inline="always")
-def _arrhenius(x):  # -> exp(Ea_i/R x) for R0, R1, R2, x = 1/T - 1/T_ref
-    raise NotImplementedError("use twin.battery._codegen.kernel_for()")
-
-
-@njit(cache=True, inline="always")
-def _tab_ocv(z):  # -> OCV (V), dU/dT (V/K), the OCV's slope in SOC in the piece holding z
-    raise NotImplementedError("use twin.battery._codegen.kernel_for()")
-
-
-@njit(cache=True, inline="always")
-def _tab_path(z0, z1):  # -> integral of OCV from z1 to z0, OCV(z1), the same for dU/dT
-    raise NotImplementedError("use twin.battery._codegen.kernel_for()")
+_UG = np.array([0.0, 1.0])
+_PLO = np.array([-1e300, 0.0, 1.0])
+_PHI = np.array([0.0, 1.0, 1e300])
+_PCF = np.zeros((3, 18))
 
 
 @njit(cache=True, inline="always")
 def _tab_bms_t(t):  # -> charge, discharge derating factor at cell temperature t (K)
     raise NotImplementedError("use twin.battery._codegen.kernel_for()")
-
-
-@njit(cache=True, inline="always")
-def _tab_bms_soc(z):  # -> charge, discharge SOC taper factor
-    raise NotImplementedError("use twin.battery._codegen.kernel_for()")
 # --- end of table functions ---
 
 
-# state rows (st[c, r, row, j]) and rows of the per-rack work array (P[r, row, j]): every element loop touches only
-# these two arrays, so that LLVM needs one runtime alias check and vectorises it
+# columns of _PCF (each table as a + b z within a piece): OCV at T_ref (V), dU/dT (V/K), R0, R1 (ohm), tau1 (s),
+# R2 (ohm), tau2 (s) at T_ref, BMS SOC taper of charge and discharge
+(CF_OA, CF_OB, CF_DA, CF_DB, CF_R0A, CF_R0B, CF_R1A, CF_R1B, CF_T1A, CF_T1B, CF_R2A, CF_R2B, CF_T2A, CF_T2B,
+ CF_BCA, CF_BCB, CF_BDA, CF_BDB) = range(18)
+N_CF = 18
+
+# state rows of the caller's array (st[c, r, row, j])
 S_Z, S_V1, S_V2, S_T, S_Q, S_RS = range(6)
 N_S = 6
-(W_R0, W_R1, W_R2, W_A1, W_A2, W_PH1, W_PH2, W_C1, W_C2, W_OCVT, W_DU, W_EM, W_GM,
- W_DCUR, W_DSOC, W_DVOL, W_CCUR, W_CSOC, W_CVOL,
- W_VM, W_VE, W_QI, W_QR, W_QA, W_PRC, W_ZN, W_V1N, W_V2N, W_TN, W_EX,
- W_T1, W_T2, W_T3, W_T4, W_T5, W_DG, W_DT, W_G1, W_G2, W_KZ) = range(40)
-N_W = 40
+# rows of the per-container work array (wk[r, row, j]), one array per row in the element loops (LLVM vectorises
+# them across elements when no two arguments alias). W_Z .. W_T hold two buffers (row + parity): the state at the
+# start of the step and the state after it; the step's parameters are rewritten for the next step in the same loop.
+W_Z, W_V1, W_V2, W_T = 0, 2, 4, 6
+W_KZ, W_QDT, W_RS = 8, 9, 10
+(W_R0, W_R1, W_R2, W_M1, W_M2, W_PH1, W_PH2, W_G1, W_G2, W_C1, W_C2, W_OCVT, W_DU,
+ W_DCUR, W_DSOC, W_DVOL, W_CCUR, W_CSOC, W_CVOL, W_XA, W_F0, W_F1, W_F2, W_Y1, W_Y2,
+ W_VM, W_VE, W_QI, W_QR, W_QA, W_PRC, W_CU, W_CD, W_LO, W_HI) = range(11, 46)
+W_CF = 46
+N_W = W_CF + N_CF
+# constants of the element loops (kc[...])
+(K_DT, K_TREF, K_RTH, K_ATH, K_PHTH, K_GRTH, K_GCTH, K_VMIN, K_VMAX, K_TMIN, K_TMAX, K_VTOL, K_LO, K_HI, K_IMDIS,
+ K_IMCH, K_TCL, K_TCH, K_TDL, K_TDH, K_E0, K_E1, K_E2) = range(23)
+N_K = 23
+_VTOL = 1e-9  # V or K: a limit excess the exact step may show where the affine model put the current at the limit
+_DZ_END = 1e-7  # |SOC change| below which the step means of OCV and dU/dT are the means of their ends
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, inline="always")
-def _tree_min(x, n):
-    """Minimum of x[:n] by pairwise halving (each level an element-wise, vectorised loop); x is overwritten."""
-    while n > 1:
-        h = n // 2
-        o = n - h
-        for j in range(h):
-            x[j] = min(x[j], x[j + o])
-        n = o
-    return x[0]
+def _min8(x, n):
+    """Minimum of x[:n] (eight independent running minima, then combined)."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.inf
+    n8 = n - n % 8
+    for j in range(0, n8, 8):
+        a0 = min(a0, x[j])
+        a1 = min(a1, x[j + 1])
+        a2 = min(a2, x[j + 2])
+        a3 = min(a3, x[j + 3])
+        a4 = min(a4, x[j + 4])
+        a5 = min(a5, x[j + 5])
+        a6 = min(a6, x[j + 6])
+        a7 = min(a7, x[j + 7])
+    m = min(min(min(a0, a1), min(a2, a3)), min(min(a4, a5), min(a6, a7)))
+    for j in range(n8, n):
+        m = min(m, x[j])
+    return m
+
+
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
+def _max8(x, n):
+    """Maximum of x[:n]."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = -np.inf
+    n8 = n - n % 8
+    for j in range(0, n8, 8):
+        a0 = max(a0, x[j])
+        a1 = max(a1, x[j + 1])
+        a2 = max(a2, x[j + 2])
+        a3 = max(a3, x[j + 3])
+        a4 = max(a4, x[j + 4])
+        a5 = max(a5, x[j + 5])
+        a6 = max(a6, x[j + 6])
+        a7 = max(a7, x[j + 7])
+    m = max(max(max(a0, a1), max(a2, a3)), max(max(a4, a5), max(a6, a7)))
+    for j in range(n8, n):
+        m = max(m, x[j])
+    return m
+
+
+@njit(cache=True, error_model="numpy")
+def _find_piece(z):
+    """Index of the piece of the union SOC grid holding z (the number of grid points <= z)."""
+    lo = 0
+    hi = _UG.size
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if _UG[mid] <= z:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, error_model="numpy")
+def _path_mean(z0, z1, ca, cb):
+    """Exact mean of the table in columns (ca, cb) of _PCF over the SOC interval between z0 and z1 (z0 != z1)."""
+    zl = min(z0, z1)
+    zr = max(z0, z1)
+    s = 0.0
+    for k in range(_find_piece(zl), _find_piece(zr) + 1):
+        a = max(zl, _PLO[k])
+        b = min(zr, _PHI[k])
+        s += (b - a) * (_PCF[k, ca] + _PCF[k, cb] * 0.5 * (a + b))
+    return s / (zr - zl)
+
+
+@njit(cache=True, error_model="numpy")
+def _set_piece(P, j, k):
+    P[W_LO, j] = _PLO[k]
+    P[W_HI, j] = _PHI[k]
+    for q in range(N_CF):
+        P[W_CF + q, j] = _PCF[k, q]
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, **_NA)
-def _p1(z, t, q, rs, v1, v2, r0o, r1o, r2o, g1o, g2o, kzo, a1o, a2o, ph1o, ph2o, c1o, c2o, ocvo, duo, emo, gmo, dcur, dsoc, dvol,
-        ccur, csoc, cvol, dt, t_ref, lo, hi, imdis, imch, tcl, tch, tdl, tdh):
-    """Per element: step parameters (Arrhenius, SOC tables, exact RC factors), the affine step models
-    ``v(i) = e - g i`` at the start, mean and end of the step, and the bounds on the cell current (A) by BMS current
-    limit (derated), SOC and voltage, each way. One fused, branch-free loop."""
-    idt = 1.0 / dt
-    itr = 1.0 / t_ref
+def _n_leaving(z, kz, lo, hi, ii):
+    """How many elements' SOC paths at cell current ii leave the table piece cached for them."""
+    n = 0.0
+    for j in range(z.size):
+        z0 = z[j]
+        z1 = z0 - ii * kz[j]
+        n += 1.0 if (min(z0, z1) < lo[j]) | (max(z0, z1) >= hi[j]) else 0.0
+    return n
+
+
+@njit(cache=True, error_model="numpy")
+def _repiece(P, p, ii, t_ref, fix, nfix):
+    """Elements whose SOC path at cell current ii leaves their cached piece: cache the piece of the end SOC, and
+    correct the step means of OCV and dU/dT (rows W_CU, W_CD) to the exact path integral across the breakpoints
+    (the element loop takes the mean of the ends, exact within one piece). Clears the previous corrections (the
+    ``nfix`` indices in ``fix``) first; returns the new count."""
+    for q in range(nfix):
+        P[W_CU, fix[q]] = 0.0
+        P[W_CD, fix[q]] = 0.0
+    n = 0
+    for j in range(P.shape[1]):
+        z0 = P[W_Z + p, j]
+        z1 = z0 - ii * P[W_KZ, j]
+        if min(z0, z1) >= P[W_LO, j] and max(z0, z1) < P[W_HI, j]:
+            continue
+        _set_piece(P, j, _find_piece(z1))
+        fix[n] = j
+        n += 1
+        if abs(z0 - z1) <= _DZ_END:
+            continue
+        dtk = P[W_T + p, j] - t_ref
+        u_ex = _path_mean(z0, z1, CF_OA, CF_OB)
+        d_ex = _path_mean(z0, z1, CF_DA, CF_DB)
+        du1 = P[W_CF + CF_DA, j] + P[W_CF + CF_DB, j] * z1
+        ocv1 = P[W_CF + CF_OA, j] + P[W_CF + CF_OB, j] * z1 + dtk * du1
+        P[W_CU, j] = u_ex + dtk * d_ex - 0.5 * (P[W_OCVT, j] + ocv1)
+        P[W_CD, j] = d_ex - 0.5 * (P[W_DU, j] + du1)
+    return n
+
+
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
+def _em1(d):
+    """expm1(d) for |d| <= _DINC by its Taylor series to d^4 (relative error below 1e-17)."""
+    return d * (1.0 + d * (0.5 + d * (1.0 / 6.0 + d * (1.0 / 24.0))))
+
+
+_DINC = 1e-3  # largest change of an exponent from the previous step that the incremental update may take
+
+
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
+def _par_a(z0, t0, rsj, r0ca, r0cb, r1ca, r1cb, t1ca, t1cb, r2ca, r2cb, t2ca, t2cb, f0, f1, f2, kt):
+    """Resistances (ohm) and time constants (s) at SOC z0 (the tables of its cached piece) and the Arrhenius factors
+    f0-f2; ``y_i = -dt / tau_i``, and 1 / (R1 R2) (one division serves both)."""
+    r0 = (r0ca + r0cb * z0) * f0 * rsj
+    r1 = (r1ca + r1cb * z0) * f1 * rsj
+    tau1 = (t1ca + t1cb * z0) * f1
+    r2 = (r2ca + r2cb * z0) * f2 * rsj
+    tau2 = (t2ca + t2cb * z0) * f2
+    tt = tau1 * tau2
+    rr = r1 * r2
+    dd = 1.0 / (tt * rr)  # divisions are the slowest vector operations
+    dtt = -kt[K_DT] * dd * rr
+    return r0, r1, r2, tau1, tau2, dtt * tau2, dtt * tau1, dd * tt
+
+
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
+def _par_b(z0, t0, v10, v20, kz, qdt, r0, r1, r2, tau1, tau2, m1, m2, ir12, oa, ob, da, db, bca, bcb, bda, bdb, kt):
+    """The rest of an element's step parameters (exact RC factors from m_i = 1 - exp(-dt/tau_i), Plett 2015, 3.4),
+    the affine models ``v(i) = e - g i`` of its step-mean voltage and the bounds on its cell current (A): BMS current
+    limit (derated), SOC and voltage (start, mean and end of the step), each way. Branch-free."""
+    idt = 1.0 / kt[K_DT]
+    ftc, ftd = _tab_bms_t(t0)
+    du = da + db * z0
+    a1 = 1.0 - m1
+    a2 = 1.0 - m2
+    ph1 = m1 * tau1 * idt
+    ph2 = m2 * tau2 * idt
+    g1 = r2 * ir12
+    g2 = r1 * ir12
+    ocv = oa + ob * z0 + (t0 - kt[K_TREF]) * du
+    slope = ob  # dOCV/dSOC of the affine model (its temperature term, < 1e-5 of R, is left out)
+    e_s = ocv - v10 - v20
+    e_m = ocv - v10 * ph1 - v20 * ph2
+    g_m = r0 + r1 * (1.0 - ph1) + r2 * (1.0 - ph2) + 0.5 * slope * kz
+    e_e = ocv - v10 * a1 - v20 * a2
+    g_e = r0 + r1 * m1 + r2 * m2 + slope * kz
+    ft_d = ftd if (t0 >= kt[K_TDL]) and (t0 <= kt[K_TDH]) else 0.0
+    ft_c = ftc if (t0 >= kt[K_TCL]) and (t0 <= kt[K_TCH]) else 0.0
+    ig = 1.0 / (r0 * g_m * g_e)
+    i_s = g_m * g_e * ig
+    i_m = r0 * g_e * ig
+    i_e = r0 * g_m * ig
+    lo = kt[K_LO]
+    hi = kt[K_HI]
+    dvol = min(min((e_s - lo) * i_s, (e_m - lo) * i_m), (e_e - lo) * i_e)
+    cvol = min(min((hi - e_s) * i_s, (hi - e_m) * i_m), (hi - e_e) * i_e)
+    return (ph1, ph2, g1, g2, tau1 * g1, tau2 * g2, ocv, du, e_m, g_m, kt[K_IMDIS] * ft_d * (bda + bdb * z0),
+            z0 * qdt, dvol, kt[K_IMCH] * ft_c * (bca + bcb * z0), (1.0 - z0) * qdt, cvol)
+
+
+@njit(cache=True, error_model="numpy", fastmath=True, **_NA)
+def _p1(z, t, v1, v2, kz, qdt, rs, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca, t1cb, r2ca, r2cb, t2ca, t2cb, bca,
+        bcb, bda, bdb, r0o, r1o, r2o, m1o, m2o, ph1o, ph2o, g1o, g2o, c1o, c2o, ocvo, duo, dcur, dsoc, dvol, ccur,
+        csoc, cvol, xo, f0o, f1o, f2o, y1o, y2o, kc):
+    """Every element's step parameters and bounds at the state, the exponentials evaluated afresh (Arrhenius,
+    REFERENCE.md; exact RC update); returns the sums of e_m and g_m. The element loop of _p2 updates the same
+    exponentials from these by their change (rows xo .. y2o)."""
+    kt = (kc[0], kc[1], kc[2], kc[3], kc[4], kc[5], kc[6], kc[7], kc[8], kc[9], kc[10], kc[11], kc[12], kc[13], kc[14], kc[15], kc[16], kc[17], kc[18], kc[19], kc[20], kc[21], kc[22])
+    itr = 1.0 / kt[K_TREF]
+    se = 0.0
+    sg = 0.0
     for j in range(z.size):
         z0 = z[j]
         t0 = t[j]
-        cq = q[j]
-        rsj = rs[j]
-        f0, f1, f2 = _arrhenius(1.0 / t0 - itr)  # Arrhenius factors of R0, R1, R2 (REFERENCE.md)
-        b0, b1, b2, b3, b4 = _tab_r(z0)
-        ocv_r, du, so = _tab_ocv(z0)
-        ftc, ftd = _tab_bms_t(t0)
-        fsc, fsd = _tab_bms_soc(z0)
-        r0 = b0 * f0 * rsj
-        r1 = b1 * f1 * rsj
-        tau1 = b2 * f1
-        r2 = b3 * f2 * rsj
-        tau2 = b4 * f2
-        # one division serves several quotients (divisions are the slowest vector operations)
-        itau = 1.0 / (tau1 * tau2)
-        m1 = -_expm1(-dt * tau2 * itau)  # 1 - a, a = exp(-dt/tau): exact RC update (Plett 2015, 3.4)
-        m2 = -_expm1(-dt * tau1 * itau)
-        a1 = 1.0 - m1
-        a2 = 1.0 - m2
-        ph1 = m1 * tau1 * idt
-        ph2 = m2 * tau2 * idt
-        ir12 = 1.0 / (r1 * r2)
-        dtk = t0 - t_ref
-        ocv = ocv_r + dtk * du
-        slope = so  # dOCV/dSOC of the affine model (its temperature term, < 1e-5 of R, is left out)
-        kz = dt / cq
-        v10 = v1[j]
-        v20 = v2[j]
-        e_s = ocv - v10 - v20
-        e_m = ocv - v10 * ph1 - v20 * ph2
-        g_m = r0 + r1 * (1.0 - ph1) + r2 * (1.0 - ph2) + 0.5 * slope * kz
-        e_e = ocv - v10 * a1 - v20 * a2
-        g_e = r0 + r1 * m1 + r2 * m2 + slope * kz
+        x = 1.0 / t0 - itr
+        f0 = 1.0 + _expm1(kt[K_E0] * x)
+        f1 = 1.0 + _expm1(kt[K_E1] * x)
+        f2 = 1.0 + _expm1(kt[K_E2] * x)
+        r0, r1, r2, tau1, tau2, y1, y2, ir12 = _par_a(z0, t0, rs[j], r0ca[j], r0cb[j], r1ca[j], r1cb[j], t1ca[j],
+                                                      t1cb[j], r2ca[j], r2cb[j], t2ca[j], t2cb[j], f0, f1, f2, kt)
+        m1 = -_expm1(y1)
+        m2 = -_expm1(y2)
+        (ph1o[j], ph2o[j], g1o[j], g2o[j], c1o[j], c2o[j], ocvo[j], duo[j], e_m, g_m, dcur[j], dsoc[j], dvol[j],
+         ccur[j], csoc[j], cvol[j]) = _par_b(z0, t0, v1[j], v2[j], kz[j], qdt[j], r0, r1, r2, tau1, tau2, m1, m2,
+                                             ir12, oa[j], ob[j], da[j], db[j], bca[j], bcb[j], bda[j], bdb[j], kt)
         r0o[j] = r0
         r1o[j] = r1
         r2o[j] = r2
-        g1o[j] = r2 * ir12
-        g2o[j] = r1 * ir12
-        kzo[j] = kz
-        a1o[j] = a1
-        a2o[j] = a2
-        ph1o[j] = ph1
-        ph2o[j] = ph2
-        c1o[j] = tau1 * r2 * ir12
-        c2o[j] = tau2 * r1 * ir12
-        ocvo[j] = ocv
-        duo[j] = du
-        emo[j] = e_m
-        gmo[j] = g_m
-        ft_d = ftd if (t0 >= tdl) and (t0 <= tdh) else 0.0
-        ft_c = ftc if (t0 >= tcl) and (t0 <= tch) else 0.0
-        dcur[j] = imdis * ft_d * fsd
-        ccur[j] = imch * ft_c * fsc
-        dsoc[j] = z0 * cq * idt
-        csoc[j] = (1.0 - z0) * cq * idt
-        ig = 1.0 / (r0 * g_m * g_e)
-        i_s = g_m * g_e * ig
-        i_m = r0 * g_e * ig
-        i_e = r0 * g_m * ig
-        dvol[j] = min(min((e_s - lo) * i_s, (e_m - lo) * i_m), (e_e - lo) * i_e)
-        cvol[j] = min(min((hi - e_s) * i_s, (hi - e_m) * i_m), (hi - e_e) * i_e)
+        m1o[j] = m1
+        m2o[j] = m2
+        xo[j] = x
+        f0o[j] = f0
+        f1o[j] = f1
+        f2o[j] = f2
+        y1o[j] = y1
+        y2o[j] = y2
+        se += e_m
+        sg += g_m
+    return se, sg
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, **_NA)
-def _p2(z, t, kza, v1, v2, du0, ocv0a, r0a, r1a, r2a, g1a, g2a, a1a, a2a, ph1a, ph2a, c1a, c2a,
-        exo, zno, v1no, v2no, tno, vmo, veo, qio, qro, qao, prco, dgo, dto, t1o, t2o, t3o, t4o, t5o,
-        ii, dt, tr, hs, t_ref, rth, ath, phth, grth, gcth, vmin, vmax, tmin, tmax):
-    """Exact step of each element at cell current ``ii`` (see the module docstring of twin.battery.cell)."""
+def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca, t1cb,
+        r2ca, r2cb, t2ca, t2cb, bca, bcb, bda, bdb, r0a, r1a, r2a, m1a, m2a, ph1a, ph2a, g1a, g2a, c1a, c2a, ocva,
+        dua, dcur, dsoc, dvol, ccur, csoc, cvol, xa, f0a, f1a, f2a, y1a, y2a, vmo, veo, qio, qro, qao, prco, ii, hs,
+        tr, kc, nextp, rec):
+    """Exact step of each element at cell current ``ii`` (see the module docstring of twin.battery.cell), from the
+    parameters in r0a .. dua; with ``nextp`` the same loop then writes the next step's parameters and bounds at the
+    new state over them, its exponentials updated from the step's by their change (exp(x + d) = exp(x) (1 +
+    expm1(d)), d at most _DINC). Returns the sums over the elements the rack needs, the count of elements that break
+    a limit and the count whose exponentials moved too far for the update (then _p1 evaluates the rack afresh)."""
+    kt = (kc[0], kc[1], kc[2], kc[3], kc[4], kc[5], kc[6], kc[7], kc[8], kc[9], kc[10], kc[11], kc[12], kc[13], kc[14], kc[15], kc[16], kc[17], kc[18], kc[19], kc[20], kc[21], kc[22])
+    dt = kt[K_DT]
     idt = 1.0 / dt
+    t_ref = kt[K_TREF]
+    itr = 1.0 / t_ref
+    rth = kt[K_RTH]
+    ath = kt[K_ATH]
+    phth = kt[K_PHTH]
+    grth = kt[K_GRTH]
+    gcth = kt[K_GCTH]
+    vmin = kt[K_VMIN]
+    vmax = kt[K_VMAX]
+    tmin = kt[K_TMIN]
+    tmax = kt[K_TMAX]
+    vtol = kt[K_VTOL]
+    e0 = kt[K_E0]
+    e1 = kt[K_E1]
+    e2 = kt[K_E2]
+    s_v = s_qa = s_qi = s_qr = s_prc = s_dg = s_z = s_t = s_dt = n_ex = s_em = s_gm = n_far = 0.0
     for j in range(z.size):
         z0 = z[j]
-        z1 = z0 - ii * kza[j]
-        iu, ocv1r, idd, du1 = _tab_path(z0, z1)
-        dz = z0 - z1
+        kzj = kz[j]
+        z1 = z0 - ii * kzj
         t0 = t[j]
         dtk = t0 - t_ref
-        # step means of OCV and dU/dT over the SOC path: the exact integral over dz; for |dz| < 1e-7 (rounding in
-        # the integral would show) the mean of the two ends, exact within one table piece
-        big = abs(dz) > 1e-7
-        idz = 1.0 / (dz if big else 1.0)
-        ocv0 = ocv0a[j]
+        ob1 = ob[j]
+        du1 = da[j] + db[j] * z1
+        ocv1r = oa[j] + ob1 * z1
         ocv1 = ocv1r + dtk * du1
-        d = idd * idz if big else 0.5 * (du0[j] + du1)
-        u = iu * idz + dtk * d if big else 0.5 * (ocv0 + ocv1)
+        ocv0 = ocva[j]
+        # step means of OCV and dU/dT over the SOC path: the mean of the ends within one piece of the tables (exact),
+        # corrected to the exact integral where the path crosses a breakpoint (rows cu, cd, set by _repiece)
+        u = 0.5 * (ocv0 + ocv1) + cu[j]
+        d = 0.5 * (dua[j] + du1) + cd[j]
         r0 = r0a[j]
         r1 = r1a[j]
         r2 = r2a[j]
-        a1 = a1a[j]
-        a2 = a2a[j]
+        m1 = m1a[j]
+        m2 = m2a[j]
+        a1 = 1.0 - m1
+        a2 = 1.0 - m2
         ph1 = ph1a[j]
         ph2 = ph2a[j]
         pp1 = 0.5 * ph1 * (1.0 + a1)
@@ -258,141 +412,154 @@ def _p2(z, t, kza, v1, v2, du0, ocv0a, r0a, r1a, r2a, g1a, g2a, a1a, a2a, ph1a, 
         cap2 = c2a[j]
         e_rc = 0.5 * (cap1 * v1e * v1e + cap2 * v2e * v2e)
         ex = max(vmin - min(min(v_start, v_mean), v_end), max(max(v_start, v_mean), v_end) - vmax)
-        ex = max(ex, max(t1 + e_rc * gcth - tmax, tmin - t1))
-        exo[j] = -max(ex, max(-z1, z1 - 1.0))
-        zno[j] = z1
-        v1no[j] = v1e
-        v2no[j] = v2e
-        tno[j] = t1
+        ex = max(max(ex, max(t1 + e_rc * gcth - tmax, tmin - t1)), max(-z1, z1 - 1.0))
+        n_ex += 1.0 if ex > vtol else 0.0
+        q_amb = (ts - tr + (t0 - ts) * phth) * grth
+        prc = (e_rc - 0.5 * (cap1 * v10 * v10 + cap2 * v20 * v20)) * idt
+        zn[j] = z1
+        v1n[j] = v1e
+        v2n[j] = v2e
+        tn[j] = t1
         vmo[j] = v_mean
-        veo[j] = v_end
-        qio[j] = q_irr
-        qro[j] = q_rev
-        qao[j] = (ts - tr + (t0 - ts) * phth) * grth
-        prco[j] = (e_rc - 0.5 * (cap1 * v10 * v10 + cap2 * v20 * v20)) * idt
-        dgo[j] = u * ii
-        dto[j] = t1 - t0
-        t1o[j] = z1
-        t2o[j] = -z1
-        t3o[j] = v_mean
-        t4o[j] = -v_mean
-        t5o[j] = -t1
-
-
-@njit(cache=True, error_model="numpy", fastmath=True)
-def _pass1(c, dt, nr, ne, s_mult, p_mult, scal, win, st, wk, rk):
-    """Step parameters of every element of container c and, per rack, the affine bus model and current bounds.
-
-    ``rk`` rows per rack: 0 E (V, open-circuit part of the step-mean rack voltage without hysteresis), 1 G (ohm),
-    2-4 highest discharge current (A) by BMS current limit, SOC, voltage; 5-7 highest charge current (magnitude).
-    Each element's step-mean voltage is ``e_m - g_m i`` (and likewise at the start and end of the step), exact while
-    the SOC stays within one piece of the OCV table.
-    """
-    t_ref = scal[1]
-    vmin, vmax, imch, imdis, h = scal[7], scal[8], scal[9], scal[10], scal[13]
-    lo = vmin + h
-    hi = vmax - h
-    for r in range(nr):
-        S = st[c, r]
-        P = wk[r]
-        _p1(S[S_Z], S[S_T], S[S_Q], S[S_RS], S[S_V1], S[S_V2], P[W_R0], P[W_R1], P[W_R2], P[W_G1], P[W_G2],
-            P[W_KZ], P[W_A1], P[W_A2],
-            P[W_PH1], P[W_PH2], P[W_C1], P[W_C2], P[W_OCVT], P[W_DU], P[W_EM], P[W_GM], P[W_DCUR], P[W_DSOC],
-            P[W_DVOL], P[W_CCUR], P[W_CSOC], P[W_CVOL], dt, t_ref, lo, hi, imdis, imch, win[0], win[1],
-            win[2], win[3])
-        se = 0.0
-        sgm = 0.0
-        for j in range(ne):
-            se += P[W_EM, j]
-            sgm += P[W_GM, j]
-        rk[0, r] = s_mult * se
-        rk[1, r] = s_mult * sgm / p_mult
-        for i in range(6):
-            rk[2 + i, r] = p_mult * _tree_min(P[W_DCUR + i], ne)
-
-
-@njit(cache=True, error_model="numpy", fastmath=True)
-def _pass2(c, cur_i, dt, nr, ne, s_mult, p_mult, scal, st, wk, t_node, hs, racc, rec, o_el, kstep):
-    """Exact step of every element of container c at the rack currents ``cur_i`` (A per rack).
-
-    Writes the new states into the work rows W_ZN, W_V1N, W_V2N, W_TN and the rack sums into ``racc`` (rows: sum
-    s*v_mean, heat to the rack node (W), q_irr, q_rev, p_rc, Gibbs release (W), soc min, max, sum, v_cell min, max,
-    t max, t sum, rate of change of the cells' stored heat (W)); returns the largest limit excess (V or K, > 0 if a
-    limit is broken).
-    """
-    t_ref = scal[1]
-    cth, rth = scal[5], scal[6]
-    vmin, vmax, tmin, tmax = scal[7], scal[8], scal[11], scal[12]
-    yth = -dt / (rth * cth)
-    mth = -_expm1(yth)
-    ath = 1.0 - mth
-    phth = mth * rth * cth / dt
-    grth = 1.0 / rth
-    gcth = 1.0 / cth
-    idt = 1.0 / dt
-    worst = -1.0
-    nsp = s_mult * p_mult
-    for r in range(nr):
-        S = st[c, r]
-        P = wk[r]
-        ii = cur_i[r] / p_mult
-        tr = t_node[r]
-        _p2(S[S_Z], S[S_T], P[W_KZ], S[S_V1], S[S_V2], P[W_DU], P[W_OCVT], P[W_R0], P[W_R1], P[W_R2], P[W_G1],
-            P[W_G2], P[W_A1],
-            P[W_A2], P[W_PH1], P[W_PH2], P[W_C1], P[W_C2], P[W_EX], P[W_ZN], P[W_V1N], P[W_V2N], P[W_TN], P[W_VM],
-            P[W_VE], P[W_QI], P[W_QR], P[W_QA], P[W_PRC], P[W_DG], P[W_DT], P[W_T1], P[W_T2], P[W_T3], P[W_T4],
-            P[W_T5], ii, dt, tr, hs, t_ref, rth, ath, phth, grth, gcth, vmin, vmax, tmin, tmax)
-        sv = 0.0
-        sq = 0.0
-        sqi = 0.0
-        sqr = 0.0
-        sprc = 0.0
-        sdg = 0.0
-        ssum = 0.0
-        tsum = 0.0
-        sdt = 0.0
-        for j in range(ne):
-            sv += P[W_VM, j]
-            sq += P[W_QA, j]
-            sqi += P[W_QI, j]
-            sqr += P[W_QR, j]
-            sprc += P[W_PRC, j]
-            sdg += P[W_DG, j]
-            ssum += P[W_ZN, j]
-            tsum += P[W_TN, j]
-            sdt += P[W_DT, j]
+        s_v += v_mean
+        s_qa += q_amb
+        s_qi += q_irr
+        s_qr += q_rev
+        s_prc += prc
+        s_dg += u * ii
+        s_z += z1
+        s_t += t1
+        s_dt += t1 - t0
         if rec:
-            for j in range(ne):
-                o_el[E_V, c, r, j, kstep] = P[W_VM, j]
-                o_el[E_VEND, c, r, j, kstep] = P[W_VE, j]
-                o_el[E_I, c, r, j, kstep] = ii
-                o_el[E_SOC, c, r, j, kstep] = P[W_ZN, j]
-                o_el[E_T, c, r, j, kstep] = P[W_TN, j]
-                o_el[E_QIRR, c, r, j, kstep] = P[W_QI, j]
-                o_el[E_QREV, c, r, j, kstep] = P[W_QR, j]
-                o_el[E_QAMB, c, r, j, kstep] = P[W_QA, j]
-                o_el[E_PRC, c, r, j, kstep] = P[W_PRC, j]
-        racc[0, r] = s_mult * sv
-        racc[1, r] = nsp * sq
-        racc[2, r] = nsp * sqi
-        racc[3, r] = nsp * sqr
-        racc[4, r] = nsp * sprc
-        racc[5, r] = nsp * sdg
-        racc[6, r] = _tree_min(P[W_T1], ne)
-        racc[7, r] = -_tree_min(P[W_T2], ne)
-        racc[8, r] = ssum
-        racc[9, r] = _tree_min(P[W_T3], ne)
-        racc[10, r] = -_tree_min(P[W_T4], ne)
-        racc[11, r] = -_tree_min(P[W_T5], ne)
-        racc[12, r] = tsum
-        racc[13, r] = nsp * sdt * cth * idt
-        worst = max(worst, -_tree_min(P[W_EX], ne))
-    return worst
+            veo[j] = v_end
+            qio[j] = q_irr
+            qro[j] = q_rev
+            qao[j] = q_amb
+            prco[j] = prc
+        if nextp:
+            x = 1.0 / t1 - itr
+            dx = x - xa[j]
+            f0 = f0a[j] * (1.0 + _em1(e0 * dx))  # Arrhenius (REFERENCE.md), updated by its change
+            f1 = f1a[j] * (1.0 + _em1(e1 * dx))
+            f2 = f2a[j] * (1.0 + _em1(e2 * dx))
+            r0, r1, r2, tau1, tau2, y1, y2, ir12 = _par_a(z1, t1, rs[j], r0ca[j], r0cb[j], r1ca[j], r1cb[j], t1ca[j],
+                                                          t1cb[j], r2ca[j], r2cb[j], t2ca[j], t2cb[j], f0, f1, f2, kt)
+            dy1 = y1 - y1a[j]
+            dy2 = y2 - y2a[j]
+            m1 = m1 - a1 * _em1(dy1)  # 1 - exp(y + dy) = m - (1 - m) expm1(dy)
+            m2 = m2 - a2 * _em1(dy2)
+            far = max(max(abs(dy1), abs(dy2)), abs(max(max(e0, e1), e2) * dx))
+            n_far += 1.0 if far > _DINC else 0.0
+            (ph1a[j], ph2a[j], g1a[j], g2a[j], c1a[j], c2a[j], ocva[j], dua[j], e_m, g_m, dcur[j], dsoc[j], dvol[j],
+             ccur[j], csoc[j], cvol[j]) = _par_b(z1, t1, v1e, v2e, kzj, qdt[j], r0, r1, r2, tau1, tau2, m1, m2, ir12,
+                                                 oa[j], ob1, da[j], db[j], bca[j], bcb[j], bda[j], bdb[j], kt)
+            r0a[j] = r0
+            r1a[j] = r1
+            r2a[j] = r2
+            m1a[j] = m1
+            m2a[j] = m2
+            xa[j] = x
+            f0a[j] = f0
+            f1a[j] = f1
+            f2a[j] = f2
+            y1a[j] = y1
+            y2a[j] = y2
+            s_em += e_m
+            s_gm += g_m
+    return s_v, s_qa, s_qi, s_qr, s_prc, s_dg, s_z, s_t, s_dt, n_ex, s_em, s_gm, n_far
+
+
+@njit(cache=True, error_model="numpy", fastmath=True)
+def _prime(c, st, wk, kc, p, fix, nfix, rk, s_mult, p_mult):
+    """Load container c's element states into buffer p of its work array, cache each element's table piece and
+    evaluate the first step's parameters and bounds into ``rk`` (see _bounds)."""
+    nr = wk.shape[0]
+    dt = kc[K_DT]
+    for r in range(nr):
+        P = wk[r]
+        for j in range(P.shape[1]):
+            P[W_Z + p, j] = st[c, r, S_Z, j]
+            P[W_V1 + p, j] = st[c, r, S_V1, j]
+            P[W_V2 + p, j] = st[c, r, S_V2, j]
+            P[W_T + p, j] = st[c, r, S_T, j]
+            P[W_KZ, j] = dt / st[c, r, S_Q, j]
+            P[W_QDT, j] = st[c, r, S_Q, j] / dt
+            P[W_RS, j] = st[c, r, S_RS, j]
+            P[W_CU, j] = 0.0
+            P[W_CD, j] = 0.0
+            _set_piece(P, j, _find_piece(P[W_Z + p, j]))
+        nfix[r] = 0
+        se, sg = _p1_rack(P, p, kc)
+        _bounds(P, r, se, sg, rk, s_mult, p_mult)
+
+
+@njit(cache=True, error_model="numpy", fastmath=True)
+def _p1_rack(P, p, kc):
+    return _p1(P[W_Z + p], P[W_T + p], P[W_V1 + p], P[W_V2 + p], P[W_KZ], P[W_QDT], P[W_RS], P[W_CF + CF_OA],
+               P[W_CF + CF_OB], P[W_CF + CF_DA], P[W_CF + CF_DB], P[W_CF + CF_R0A], P[W_CF + CF_R0B],
+               P[W_CF + CF_R1A], P[W_CF + CF_R1B], P[W_CF + CF_T1A], P[W_CF + CF_T1B], P[W_CF + CF_R2A],
+               P[W_CF + CF_R2B], P[W_CF + CF_T2A], P[W_CF + CF_T2B], P[W_CF + CF_BCA], P[W_CF + CF_BCB],
+               P[W_CF + CF_BDA], P[W_CF + CF_BDB], P[W_R0], P[W_R1], P[W_R2], P[W_M1], P[W_M2], P[W_PH1], P[W_PH2],
+               P[W_G1], P[W_G2], P[W_C1], P[W_C2], P[W_OCVT], P[W_DU], P[W_DCUR], P[W_DSOC], P[W_DVOL], P[W_CCUR],
+               P[W_CSOC], P[W_CVOL], P[W_XA], P[W_F0], P[W_F1], P[W_F2], P[W_Y1], P[W_Y2], kc)
+
+
+@njit(cache=True, error_model="numpy", fastmath=True)
+def _p2_rack(P, p, ii, hs, tr, kc, nextp, rec):
+    """_p2 on rack P (state buffer p). Callers pass ``nextp`` and ``rec`` as literals: numba then compiles a variant
+    of _p2 for each without the other's branches (with run-time flags LLVM does not vectorise its loop)."""
+    q = 1 - p
+    return _p2(P[W_Z + p], P[W_T + p], P[W_V1 + p], P[W_V2 + p], P[W_Z + q], P[W_T + q], P[W_V1 + q], P[W_V2 + q],
+               P[W_KZ], P[W_QDT], P[W_RS], P[W_CU], P[W_CD], P[W_CF + CF_OA], P[W_CF + CF_OB], P[W_CF + CF_DA],
+               P[W_CF + CF_DB], P[W_CF + CF_R0A], P[W_CF + CF_R0B], P[W_CF + CF_R1A], P[W_CF + CF_R1B],
+               P[W_CF + CF_T1A], P[W_CF + CF_T1B], P[W_CF + CF_R2A], P[W_CF + CF_R2B], P[W_CF + CF_T2A],
+               P[W_CF + CF_T2B], P[W_CF + CF_BCA], P[W_CF + CF_BCB], P[W_CF + CF_BDA], P[W_CF + CF_BDB], P[W_R0],
+               P[W_R1], P[W_R2], P[W_M1], P[W_M2], P[W_PH1], P[W_PH2], P[W_G1], P[W_G2], P[W_C1], P[W_C2],
+               P[W_OCVT], P[W_DU], P[W_DCUR], P[W_DSOC], P[W_DVOL], P[W_CCUR], P[W_CSOC], P[W_CVOL], P[W_XA],
+               P[W_F0], P[W_F1], P[W_F2], P[W_Y1], P[W_Y2], P[W_VM], P[W_VE], P[W_QI], P[W_QR], P[W_QA], P[W_PRC], ii,
+               hs, tr, kc, nextp, rec)
+
+
+@njit(cache=True, error_model="numpy", fastmath=True)
+def _bounds(P, r, se, sg, rk, s_mult, p_mult):
+    """Rack r's affine bus model and current bounds for the coming step (``rk`` rows: 0 E (V, open-circuit part of
+    the step-mean rack voltage without hysteresis), 1 G (ohm), 2-4 highest discharge current (A) by BMS current
+    limit, SOC, voltage; 5-7 highest charge current (magnitude)). Each element's step-mean voltage is
+    ``e_m - g_m i`` (and likewise at the start and end of the step), exact while the SOC stays within one piece of
+    the tables."""
+    ne = P.shape[1]
+    rk[0, r] = s_mult * se
+    rk[1, r] = s_mult * sg / p_mult
+    for i in range(6):
+        rk[2 + i, r] = p_mult * _min8(P[W_DCUR + i], ne)
+
+
+@njit(cache=True, error_model="numpy", fastmath=True)
+def _step_racks(wk, p, cur, p_mult, hs, t_node, kc, fix, nfix, nextp, rec, racc):
+    """Exact step of every element of a container at the rack currents ``cur`` (A per rack); the new states go to
+    buffer 1 - p, and with ``nextp`` the next step's parameters over the step's own. Per rack sums into ``racc`` if
+    given (rows: sum v_mean, q_amb (W), q_irr, q_rev, p_rc, Gibbs release (W), sum of SOC, of temperature, of its
+    change); returns the number of elements that break a limit."""
+    n_ex = 0.0
+    for r in range(wk.shape[0]):
+        P = wk[r]
+        ii = cur[r] / p_mult
+        if _n_leaving(P[W_Z + p], P[W_KZ], P[W_LO], P[W_HI], ii) > 0.0 or nfix[r] > 0:
+            nfix[r] = _repiece(P, p, ii, kc[K_TREF], fix[r], nfix[r])
+        out = _p2_rack(P, p, ii, hs, t_node[r], kc, nextp, rec)
+        n_ex += out[9]
+        for i in range(9):
+            racc[i, r] = out[i]
+        racc[9, r] = out[10]
+        racc[10, r] = out[11]
+        if out[12] > 0.0:  # an exponential moved too far for the update: the next step's parameters afresh
+            racc[9, r], racc[10, r] = _p1_rack(P, 1 - p, kc)
+    return n_ex
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, parallel=True)
 def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, win, th, st, t_rack, t_air, o_cont, o_rack, o_el, o_flag,
-               rec):
+               record):
     """Step the system over ``nt = req.shape[1]`` steps of ``dt`` s; the states are updated in place.
 
     req : (nc, nt) container request, A (MODE_CURRENT) or W (MODE_POWER) at the DC bus, positive discharging.
@@ -400,25 +567,59 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, win, th, st, t_rack, 
         network).
     st : (nc, nr, N_S, ne) element states: SOC, RC voltages (V), temperature (K), capacity (A s), resistance factor.
     t_rack : (nc, nr), t_air : (nc,) node temperatures (K).
-    o_cont (N_CONT, nc, nt), o_rack (N_RACK, nc, nr, nt), o_el (N_EL, nc, nr, ne, nt if rec else 1),
+    o_cont (N_CONT, nc, nt), o_rack (N_RACK, nc, nr, nt), o_el (N_EL, nc, nr, ne, nt if record == 2 else 1),
     o_flag (nc, nt) int32: outputs.
+    record : 0 containers (o_rack gets only the rack currents, voltages and means), 1 also the racks' cell minima and
+        maxima (SOC, voltage, temperature), 2 also every element (o_el).
     """
+    rec = record >= 2
     nc, nr, _, ne = st.shape
     nt = req.shape[1]
     h = scal[13]
     thermal = th[0] > 0.5
-    vtol = 1e-9
+    cth, rth = scal[5], scal[6]
+    yth = -dt / (rth * cth)
+    mth = -_expm1(yth)
+    kc = np.empty(N_K)
+    kc[K_DT] = dt
+    kc[K_TREF] = scal[1]
+    kc[K_RTH] = rth
+    kc[K_ATH] = 1.0 - mth
+    kc[K_PHTH] = mth * rth * cth / dt
+    kc[K_GRTH] = 1.0 / rth
+    kc[K_GCTH] = 1.0 / cth
+    kc[K_VMIN] = scal[7]
+    kc[K_VMAX] = scal[8]
+    kc[K_TMIN] = scal[11]
+    kc[K_TMAX] = scal[12]
+    kc[K_VTOL] = _VTOL
+    kc[K_LO] = scal[7] + h
+    kc[K_HI] = scal[8] - h
+    kc[K_IMDIS] = scal[10]
+    kc[K_IMCH] = scal[9]
+    kc[K_TCL] = win[0]
+    kc[K_TCH] = win[1]
+    kc[K_TDL] = win[2]
+    kc[K_TDH] = win[3]
+    kc[K_E0] = scal[2]
+    kc[K_E1] = scal[3]
+    kc[K_E2] = scal[4]
+    nsp = s_mult * p_mult
+    idt = 1.0 / dt
     for c in prange(nc):
         wk = np.empty((nr, N_W, ne))
         rk = np.empty((8, nr))
-        racc = np.empty((14, nr))
+        racc = np.empty((11, nr))
+        fix = np.empty((nr, ne), dtype=np.int64)
+        nfix = np.zeros(nr, dtype=np.int64)
         cur = np.empty(nr)
         alpha = np.empty(nr)
         beta = np.empty(nr)
         t_node = np.empty(nr)
         con = np.empty(nr)
+        par = 0
+        _prime(c, st, wk, kc, par, fix, nfix, rk, s_mult, p_mult)
         for k in range(nt):
-            _pass1(c, dt, nr, ne, s_mult, p_mult, scal, win, st, wk, rk)
             # ---- DC bus: V = E_r - G_r I_r for every connected rack, sum I_r = I. A rack whose circulating
             # current alone (container current zero) would break a hard limit has its contactor opened for the step
             # (I_r = 0), as a BMS does with a string at its cut-off; then the bus is solved again without it.
@@ -518,7 +719,8 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, win, th, st, t_rack, 
                 flag |= (F_CUR if lo_cur >= i_lo else 0) | (F_SOC if lo_soc >= i_lo else 0) | \
                     (F_VOLT if lo_vol >= i_lo else 0)
                 ic = min(i_lo, 0.0) if rq < 0.0 else i_lo
-            if ic > i_hi or ic < i_lo:
+            itol = 1e-9 * p_mult  # A: a bound crossed by rounding (a cell left at SOC -1e-19) is not infeasible
+            if ic > i_hi + itol or ic < i_lo - itol:
                 flag |= F_NONE
             # ---- cells' ambient: their rack node, or the ambient itself without a thermal network
             for r in range(nr):
@@ -526,9 +728,16 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, win, th, st, t_rack, 
             # ---- exact step; a limit the affine model missed is met by bisection on the container current
             for r in range(nr):
                 cur[r] = alpha[r] + beta[r] * ic
-            exc = _pass2(c, cur, dt, nr, ne, s_mult, p_mult, scal, st, wk, t_node, hs, racc, rec, o_el, k)
-            if exc > vtol:
+            if rec:  # literal flags (see _p2_rack)
+                n_ex = _step_racks(wk, par, cur, p_mult, hs, t_node, kc, fix, nfix, True, True, racc)
+            else:
+                n_ex = _step_racks(wk, par, cur, p_mult, hs, t_node, kc, fix, nfix, True, False, racc)
+            if n_ex > 0.0:
                 flag |= F_BISECT
+                # the step's own parameters again (the loop wrote the next step's over them), at the pieces of z0
+                for r in range(nr):
+                    nfix[r] = _repiece(wk[r], par, 0.0, kc[K_TREF], fix[r], nfix[r])
+                    _p1_rack(wk[r], par, kc)
                 s_lo = 0.0
                 s_hi = 1.0
                 i0 = min(max(0.0, i_lo), i_hi)  # the least current the affine model allows
@@ -536,24 +745,21 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, win, th, st, t_rack, 
                     s = 0.5 * (s_lo + s_hi)
                     for r in range(nr):
                         cur[r] = alpha[r] + beta[r] * (i0 + (ic - i0) * s)
-                    exc = _pass2(c, cur, dt, nr, ne, s_mult, p_mult, scal, st, wk, t_node, hs, racc, rec, o_el, k)
-                    if exc > vtol:
+                    if _step_racks(wk, par, cur, p_mult, hs, t_node, kc, fix, nfix, False, False, racc) > 0.0:
                         s_hi = s
                     else:
                         s_lo = s
                 ic = i0 + (ic - i0) * s_lo
                 for r in range(nr):
                     cur[r] = alpha[r] + beta[r] * ic
-                exc = _pass2(c, cur, dt, nr, ne, s_mult, p_mult, scal, st, wk, t_node, hs, racc, rec, o_el, k)
-                if exc > vtol:
+                if rec:
+                    n_ex = _step_racks(wk, par, cur, p_mult, hs, t_node, kc, fix, nfix, True, True, racc)
+                else:
+                    n_ex = _step_racks(wk, par, cur, p_mult, hs, t_node, kc, fix, nfix, True, False, racc)
+                if n_ex > 0.0:
                     flag |= F_NONE
-            # ---- commit
-            for r in range(nr):
-                for j in range(ne):
-                    st[c, r, S_Z, j] = wk[r, W_ZN, j]
-                    st[c, r, S_V1, j] = wk[r, W_V1N, j]
-                    st[c, r, S_V2, j] = wk[r, W_V2N, j]
-                    st[c, r, S_T, j] = wk[r, W_TN, j]
+            # ---- rack figures and the next step's bounds; the new state (buffer q) becomes the step's start
+            q = 1 - par
             p = 0.0
             qc = 0.0
             qirr = 0.0
@@ -562,22 +768,39 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, win, th, st, t_rack, 
             dg = 0.0
             hstore = 0.0
             for r in range(nr):
+                P = wk[r]
+                racc[0, r] *= s_mult  # rack voltage, mean over the step
+                racc[1, r] *= nsp  # heat to the rack node (W)
                 p += racc[0, r] * cur[r]
                 qc += racc[1, r]
-                qirr += racc[2, r]
-                qrev += racc[3, r]
-                prc += racc[4, r]
-                dg += racc[5, r]
-                hstore += racc[13, r]
+                qirr += nsp * racc[2, r]
+                qrev += nsp * racc[3, r]
+                prc += nsp * racc[4, r]
+                dg += nsp * racc[5, r]
+                hstore += nsp * racc[8, r] * cth * idt
                 o_rack[R_I, c, r, k] = cur[r]
                 o_rack[R_V, c, r, k] = racc[0, r]
-                o_rack[R_SOCMIN, c, r, k] = racc[6, r]
-                o_rack[R_SOCMAX, c, r, k] = racc[7, r]
-                o_rack[R_SOCMEAN, c, r, k] = racc[8, r] / ne
-                o_rack[R_VMIN, c, r, k] = racc[9, r]
-                o_rack[R_VMAX, c, r, k] = racc[10, r]
-                o_rack[R_TMAX, c, r, k] = racc[11, r]
-                o_rack[R_TMEAN, c, r, k] = racc[12, r] / ne
+                o_rack[R_SOCMEAN, c, r, k] = racc[6, r] / ne
+                o_rack[R_TMEAN, c, r, k] = racc[7, r] / ne
+                if record >= 1:
+                    o_rack[R_SOCMIN, c, r, k] = _min8(P[W_Z + q], ne)
+                    o_rack[R_SOCMAX, c, r, k] = _max8(P[W_Z + q], ne)
+                    o_rack[R_VMIN, c, r, k] = _min8(P[W_VM], ne)
+                    o_rack[R_VMAX, c, r, k] = _max8(P[W_VM], ne)
+                    o_rack[R_TMAX, c, r, k] = _max8(P[W_T + q], ne)
+                if rec:
+                    for j in range(ne):
+                        o_el[E_V, c, r, j, k] = P[W_VM, j]
+                        o_el[E_VEND, c, r, j, k] = P[W_VE, j]
+                        o_el[E_I, c, r, j, k] = cur[r] / p_mult
+                        o_el[E_SOC, c, r, j, k] = P[W_Z + q, j]
+                        o_el[E_T, c, r, j, k] = P[W_T + q, j]
+                        o_el[E_QIRR, c, r, j, k] = P[W_QI, j]
+                        o_el[E_QREV, c, r, j, k] = P[W_QR, j]
+                        o_el[E_QAMB, c, r, j, k] = P[W_QA, j]
+                        o_el[E_PRC, c, r, j, k] = P[W_PRC, j]
+                _bounds(P, r, racc[9, r], racc[10, r], rk, s_mult, p_mult)
+            par = q
             # ---- rack and air nodes (backward Euler) with the HVAC holding the air between its set points
             ta = t_amb[c, k]
             qh = 0.0
@@ -636,3 +859,9 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, win, th, st, t_rack, 
             o_cont[C_QWALL, c, k] = qwall
             o_cont[C_HSTORE, c, k] = hstore
             o_flag[c, k] = flag
+        for r in range(nr):
+            for j in range(ne):
+                st[c, r, S_Z, j] = wk[r, W_Z + par, j]
+                st[c, r, S_V1, j] = wk[r, W_V1 + par, j]
+                st[c, r, S_V2, j] = wk[r, W_V2 + par, j]
+                st[c, r, S_T, j] = wk[r, W_T + par, j]

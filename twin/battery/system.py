@@ -341,7 +341,7 @@ class BatterySystem:
         oc, orack, oel, of = buf
         self._k.run_system(K.MODE_POWER, p_dc_w, t_amb_k, float(dt_s), float(self.s_mult), float(self.p_mult),
                            self._scal, self._win, self._th, self.state, self.t_rack, self.t_air, oc, orack, oel, of,
-                           False)
+                           1)
         self.time_s += dt_s * nt
         return oc, orack, of
 
@@ -397,6 +397,7 @@ class BatterySystem:
             raise ValueError(f"t_amb_degc: expected a scalar, ({nt},) or ({nc}, {nt}), found "
                              f"{np.shape(t_amb_degc)}") from None
         rec_el = record == "cell"
+        level = 2 if rec_el else (0 if record == "container" else 1)  # the kernel's record level
         o_cont = np.empty((K.N_CONT, nc, nt))
         o_rack = np.empty((K.N_RACK, nc, nr, nt)) if record != "container" else None
         o_el = np.empty((K.N_EL, nc, nr, ne, nt)) if rec_el else np.empty((K.N_EL, nc, nr, ne, 1))
@@ -412,7 +413,7 @@ class BatterySystem:
             of = np.empty((nc, n), dtype=np.int32)
             self._k.run_system(mcode, np.ascontiguousarray(req[:, k0:k1]), np.ascontiguousarray(ta[:, k0:k1]),
                                float(dt_s), float(self.s_mult), float(self.p_mult), self._scal, self._win, self._th,
-                               self.state, self.t_rack, self.t_air, oc, orack, oel, of, rec_el)
+                               self.state, self.t_rack, self.t_air, oc, orack, oel, of, level)
             o_cont[..., k0:k1] = oc
             o_flag[:, k0:k1] = of
             if o_rack is not None:

@@ -165,7 +165,7 @@ def closed_loop_kernel(k_start, k_end, control, load, ta_k, dt_s, action, target
                 req[c, j] = _ac_to_dc_1(share[c], rated_w, pcs_c, p_min_w)
                 ta[c, j] = ta_k[c, k0 + j]
         run_system(MODE_POWER, req[:, :m].copy(), ta[:, :m].copy(), dt_s, s_mult, p_mult, scal, win, th, st, t_rack,
-                   t_air, oc[:, :, :m], orack[:, :, :, :m], oel, of[:, :m], False)
+                   t_air, oc[:, :, :m], orack[:, :, :, :m], oel, of[:, :m], 1)
         # 4. what the battery delivered, the grid import, the demand window
         for j in range(m):
             t = k0 + j
