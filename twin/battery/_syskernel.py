@@ -105,10 +105,9 @@ N_S = 6
 # start of the step and the state after it; the step's parameters are rewritten for the next step in the same loop.
 W_Z, W_V1, W_V2, W_T = 0, 2, 4, 6
 W_KZ, W_QDT, W_RS = 8, 9, 10
-(W_R0, W_R1, W_R2, W_M1, W_M2, W_PH1, W_PH2, W_G1, W_G2, W_C1, W_C2, W_OCVT, W_DU,
- W_DCUR, W_DSOC, W_DVOL, W_CCUR, W_CSOC, W_CVOL, W_XA, W_F0, W_F1, W_F2, W_Y1, W_Y2,
- W_VM, W_VE, W_QI, W_QR, W_QA, W_PRC, W_CU, W_CD, W_LO, W_HI) = range(11, 46)
-W_CF = 46
+(W_R0, W_R1, W_R2, W_M1, W_M2, W_PH1, W_PH2, W_C1, W_C2, W_OCVT, W_DU, W_DCUR, W_DVOL, W_CCUR, W_CVOL,
+ W_XA, W_F0, W_F1, W_F2, W_Y1, W_Y2, W_VM, W_VE, W_QI, W_QR, W_QA, W_PRC, W_CU, W_CD, W_LO, W_HI) = range(11, 42)
+W_CF = 42
 N_W = W_CF + N_CF
 # constants of the element loops (kc[...])
 (K_DT, K_TREF, K_RTH, K_ATH, K_PHTH, K_GRTH, K_GCTH, K_VMIN, K_VMAX, K_TMIN, K_TMAX, K_VTOL, K_LO, K_HI, K_IMDIS,
@@ -263,7 +262,8 @@ def _par_a(z0, t0, rsj, r0ca, r0cb, r1ca, r1cb, t1ca, t1cb, r2ca, r2cb, t2ca, t2
 def _par_b(z0, t0, v10, v20, kz, qdt, r0, r1, r2, tau1, tau2, m1, m2, ir12, oa, ob, da, db, bca, bcb, bda, bdb, kt):
     """The rest of an element's step parameters (exact RC factors from m_i = 1 - exp(-dt/tau_i), Plett 2015, 3.4),
     the affine models ``v(i) = e - g i`` of its step-mean voltage and the bounds on its cell current (A): BMS current
-    limit (derated), SOC and voltage (start, mean and end of the step), each way. Branch-free."""
+    limit (derated) and voltage (start, mean and end of the step), each way (the SOC bounds are taken from the state
+    by _bounds). Branch-free."""
     idt = 1.0 / kt[K_DT]
     ftc, ftd = _tab_bms_t(t0)
     du = da + db * z0
@@ -271,8 +271,6 @@ def _par_b(z0, t0, v10, v20, kz, qdt, r0, r1, r2, tau1, tau2, m1, m2, ir12, oa, 
     a2 = 1.0 - m2
     ph1 = m1 * tau1 * idt
     ph2 = m2 * tau2 * idt
-    g1 = r2 * ir12
-    g2 = r1 * ir12
     ocv = oa + ob * z0 + (t0 - kt[K_TREF]) * du
     slope = ob  # dOCV/dSOC of the affine model (its temperature term, < 1e-5 of R, is left out)
     e_s = ocv - v10 - v20
@@ -290,14 +288,14 @@ def _par_b(z0, t0, v10, v20, kz, qdt, r0, r1, r2, tau1, tau2, m1, m2, ir12, oa, 
     hi = kt[K_HI]
     dvol = min(min((e_s - lo) * i_s, (e_m - lo) * i_m), (e_e - lo) * i_e)
     cvol = min(min((hi - e_s) * i_s, (hi - e_m) * i_m), (hi - e_e) * i_e)
-    return (ph1, ph2, g1, g2, tau1 * g1, tau2 * g2, ocv, du, e_m, g_m, kt[K_IMDIS] * ft_d * (bda + bdb * z0),
-            z0 * qdt, dvol, kt[K_IMCH] * ft_c * (bca + bcb * z0), (1.0 - z0) * qdt, cvol)
+    return (ph1, ph2, tau1 * r2 * ir12, tau2 * r1 * ir12, ocv, du, e_m, g_m, kt[K_IMDIS] * ft_d * (bda + bdb * z0),
+            dvol, kt[K_IMCH] * ft_c * (bca + bcb * z0), cvol)
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, **_NA)
 def _p1(z, t, v1, v2, kz, qdt, rs, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca, t1cb, r2ca, r2cb, t2ca, t2cb, bca,
-        bcb, bda, bdb, r0o, r1o, r2o, m1o, m2o, ph1o, ph2o, g1o, g2o, c1o, c2o, ocvo, duo, dcur, dsoc, dvol, ccur,
-        csoc, cvol, xo, f0o, f1o, f2o, y1o, y2o, kc):
+        bcb, bda, bdb, r0o, r1o, r2o, m1o, m2o, ph1o, ph2o, c1o, c2o, ocvo, duo, dcur, dvol, ccur, cvol, xo, f0o,
+        f1o, f2o, y1o, y2o, kc):
     """Every element's step parameters and bounds at the state, the exponentials evaluated afresh (Arrhenius,
     REFERENCE.md; exact RC update); returns the sums of e_m and g_m. The element loop of _p2 updates the same
     exponentials from these by their change (rows xo .. y2o)."""
@@ -316,8 +314,8 @@ def _p1(z, t, v1, v2, kz, qdt, rs, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca,
                                                       t1cb[j], r2ca[j], r2cb[j], t2ca[j], t2cb[j], f0, f1, f2, kt)
         m1 = -_expm1(y1)
         m2 = -_expm1(y2)
-        (ph1o[j], ph2o[j], g1o[j], g2o[j], c1o[j], c2o[j], ocvo[j], duo[j], e_m, g_m, dcur[j], dsoc[j], dvol[j],
-         ccur[j], csoc[j], cvol[j]) = _par_b(z0, t0, v1[j], v2[j], kz[j], qdt[j], r0, r1, r2, tau1, tau2, m1, m2,
+        (ph1o[j], ph2o[j], c1o[j], c2o[j], ocvo[j], duo[j], e_m, g_m, dcur[j], dvol[j], ccur[j],
+         cvol[j]) = _par_b(z0, t0, v1[j], v2[j], kz[j], qdt[j], r0, r1, r2, tau1, tau2, m1, m2,
                                              ir12, oa[j], ob[j], da[j], db[j], bca[j], bcb[j], bda[j], bdb[j], kt)
         r0o[j] = r0
         r1o[j] = r1
@@ -337,9 +335,8 @@ def _p1(z, t, v1, v2, kz, qdt, rs, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca,
 
 @njit(cache=True, error_model="numpy", fastmath=True, **_NA)
 def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca, t1cb,
-        r2ca, r2cb, t2ca, t2cb, bca, bcb, bda, bdb, r0a, r1a, r2a, m1a, m2a, ph1a, ph2a, g1a, g2a, c1a, c2a, ocva,
-        dua, dcur, dsoc, dvol, ccur, csoc, cvol, xa, f0a, f1a, f2a, y1a, y2a, vmo, veo, qio, qro, qao, prco, ii, hs,
-        tr, kc, nextp, rec):
+        r2ca, r2cb, t2ca, t2cb, bca, bcb, bda, bdb, r0a, r1a, r2a, m1a, m2a, ph1a, ph2a, c1a, c2a, ocva, dua, dcur,
+        dvol, ccur, cvol, xa, f0a, f1a, f2a, y1a, y2a, vmo, veo, qio, qro, qao, prco, ii, hs, tr, kc, nextp, rec):
     """Exact step of each element at cell current ``ii`` (see the module docstring of twin.battery.cell), from the
     parameters in r0a .. dua; with ``nextp`` the same loop then writes the next step's parameters and bounds at the
     new state over them, its exponentials updated from the step's by their change (exp(x + d) = exp(x) (1 +
@@ -388,8 +385,6 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
         a2 = 1.0 - m2
         ph1 = ph1a[j]
         ph2 = ph2a[j]
-        pp1 = 0.5 * ph1 * (1.0 + a1)
-        pp2 = 0.5 * ph2 * (1.0 + a2)
         v10 = v1[j]
         v20 = v2[j]
         vi1 = r1 * ii
@@ -398,24 +393,25 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
         d2 = v20 - vi2
         v1e = vi1 + d1 * a1
         v2e = vi2 + d2 * a2
-        l1 = (vi1 * vi1 + 2.0 * vi1 * d1 * ph1 + d1 * d1 * pp1) * g1a[j]
-        l2 = (vi2 * vi2 + 2.0 * vi2 * d2 * ph2 + d2 * d2 * pp2) * g2a[j]
-        ri = r0 * ii
-        v_start = ocv0 - hs - v10 - v20 - ri
-        v_mean = u - hs - (vi1 + d1 * ph1) - (vi2 + d2 * ph2) - ri
-        v_end = ocv1 - hs - v1e - v2e - ri
-        q_irr = ri * ii + hs * ii + l1 + l2
-        q_rev = -ii * t0 * d  # Bernardi 1985, I > 0 discharging
-        ts = tr + (q_irr + q_rev) * rth
-        t1 = ts + (t0 - ts) * ath
+        v1m = vi1 + d1 * ph1
+        v2m = vi2 + d2 * ph2
         cap1 = c1a[j]
         cap2 = c2a[j]
         e_rc = 0.5 * (cap1 * v1e * v1e + cap2 * v2e * v2e)
+        prc = (e_rc - 0.5 * (cap1 * v10 * v10 + cap2 * v20 * v20)) * idt
+        ri = r0 * ii
+        v_start = ocv0 - hs - v10 - v20 - ri
+        v_mean = u - hs - v1m - v2m - ri
+        v_end = ocv1 - hs - v1e - v2e - ri
+        # the RC pairs' losses are what they take in less what they store (exact for the exact RC update)
+        q_irr = ri * ii + hs * ii + ii * (v1m + v2m) - prc
+        q_rev = -ii * t0 * d  # Bernardi 1985, I > 0 discharging
+        ts = tr + (q_irr + q_rev) * rth
+        t1 = ts + (t0 - ts) * ath
         ex = max(vmin - min(min(v_start, v_mean), v_end), max(max(v_start, v_mean), v_end) - vmax)
         ex = max(max(ex, max(t1 + e_rc * gcth - tmax, tmin - t1)), max(-z1, z1 - 1.0))
         n_ex += 1.0 if ex > vtol else 0.0
         q_amb = (ts - tr + (t0 - ts) * phth) * grth
-        prc = (e_rc - 0.5 * (cap1 * v10 * v10 + cap2 * v20 * v20)) * idt
         zn[j] = z1
         v1n[j] = v1e
         v2n[j] = v2e
@@ -450,8 +446,8 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
             m2 = m2 - a2 * _em1(dy2)
             far = max(max(abs(dy1), abs(dy2)), abs(max(max(e0, e1), e2) * dx))
             n_far += 1.0 if far > _DINC else 0.0
-            (ph1a[j], ph2a[j], g1a[j], g2a[j], c1a[j], c2a[j], ocva[j], dua[j], e_m, g_m, dcur[j], dsoc[j], dvol[j],
-             ccur[j], csoc[j], cvol[j]) = _par_b(z1, t1, v1e, v2e, kzj, qdt[j], r0, r1, r2, tau1, tau2, m1, m2, ir12,
+            (ph1a[j], ph2a[j], c1a[j], c2a[j], ocva[j], dua[j], e_m, g_m, dcur[j], dvol[j], ccur[j],
+             cvol[j]) = _par_b(z1, t1, v1e, v2e, kzj, qdt[j], r0, r1, r2, tau1, tau2, m1, m2, ir12,
                                                  oa[j], ob1, da[j], db[j], bca[j], bcb[j], bda[j], bdb[j], kt)
             r0a[j] = r0
             r1a[j] = r1
@@ -490,7 +486,7 @@ def _prime(c, st, wk, kc, p, fix, nfix, rk, s_mult, p_mult):
             _set_piece(P, j, _find_piece(P[W_Z + p, j]))
         nfix[r] = 0
         se, sg = _p1_rack(P, p, kc)
-        _bounds(P, r, se, sg, rk, s_mult, p_mult)
+        _bounds(P, p, r, se, sg, rk, s_mult, p_mult)
 
 
 @njit(cache=True, error_model="numpy", fastmath=True)
@@ -500,8 +496,8 @@ def _p1_rack(P, p, kc):
                P[W_CF + CF_R1A], P[W_CF + CF_R1B], P[W_CF + CF_T1A], P[W_CF + CF_T1B], P[W_CF + CF_R2A],
                P[W_CF + CF_R2B], P[W_CF + CF_T2A], P[W_CF + CF_T2B], P[W_CF + CF_BCA], P[W_CF + CF_BCB],
                P[W_CF + CF_BDA], P[W_CF + CF_BDB], P[W_R0], P[W_R1], P[W_R2], P[W_M1], P[W_M2], P[W_PH1], P[W_PH2],
-               P[W_G1], P[W_G2], P[W_C1], P[W_C2], P[W_OCVT], P[W_DU], P[W_DCUR], P[W_DSOC], P[W_DVOL], P[W_CCUR],
-               P[W_CSOC], P[W_CVOL], P[W_XA], P[W_F0], P[W_F1], P[W_F2], P[W_Y1], P[W_Y2], kc)
+               P[W_C1], P[W_C2], P[W_OCVT], P[W_DU], P[W_DCUR], P[W_DVOL], P[W_CCUR], P[W_CVOL],
+               P[W_XA], P[W_F0], P[W_F1], P[W_F2], P[W_Y1], P[W_Y2], kc)
 
 
 @njit(cache=True, error_model="numpy", fastmath=True)
@@ -514,24 +510,45 @@ def _p2_rack(P, p, ii, hs, tr, kc, nextp, rec):
                P[W_CF + CF_DB], P[W_CF + CF_R0A], P[W_CF + CF_R0B], P[W_CF + CF_R1A], P[W_CF + CF_R1B],
                P[W_CF + CF_T1A], P[W_CF + CF_T1B], P[W_CF + CF_R2A], P[W_CF + CF_R2B], P[W_CF + CF_T2A],
                P[W_CF + CF_T2B], P[W_CF + CF_BCA], P[W_CF + CF_BCB], P[W_CF + CF_BDA], P[W_CF + CF_BDB], P[W_R0],
-               P[W_R1], P[W_R2], P[W_M1], P[W_M2], P[W_PH1], P[W_PH2], P[W_G1], P[W_G2], P[W_C1], P[W_C2],
-               P[W_OCVT], P[W_DU], P[W_DCUR], P[W_DSOC], P[W_DVOL], P[W_CCUR], P[W_CSOC], P[W_CVOL], P[W_XA],
+               P[W_R1], P[W_R2], P[W_M1], P[W_M2], P[W_PH1], P[W_PH2], P[W_C1], P[W_C2], P[W_OCVT],
+               P[W_DU], P[W_DCUR], P[W_DVOL], P[W_CCUR], P[W_CVOL], P[W_XA],
                P[W_F0], P[W_F1], P[W_F2], P[W_Y1], P[W_Y2], P[W_VM], P[W_VE], P[W_QI], P[W_QR], P[W_QA], P[W_PRC], ii,
                hs, tr, kc, nextp, rec)
 
 
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
+def _min8_soc(z, qdt, n, o, sg):
+    """Minimum over the elements of ``(o + sg z) qdt``: the current (A) that empties (o = 0, sg = 1) or fills
+    (o = 1, sg = -1) each element within the step."""
+    a0 = a1 = a2 = a3 = np.inf
+    n4 = n - n % 4
+    for j in range(0, n4, 4):
+        a0 = min(a0, (o + sg * z[j]) * qdt[j])
+        a1 = min(a1, (o + sg * z[j + 1]) * qdt[j + 1])
+        a2 = min(a2, (o + sg * z[j + 2]) * qdt[j + 2])
+        a3 = min(a3, (o + sg * z[j + 3]) * qdt[j + 3])
+    m = min(min(a0, a1), min(a2, a3))
+    for j in range(n4, n):
+        m = min(m, (o + sg * z[j]) * qdt[j])
+    return m
+
+
 @njit(cache=True, error_model="numpy", fastmath=True)
-def _bounds(P, r, se, sg, rk, s_mult, p_mult):
-    """Rack r's affine bus model and current bounds for the coming step (``rk`` rows: 0 E (V, open-circuit part of
-    the step-mean rack voltage without hysteresis), 1 G (ohm), 2-4 highest discharge current (A) by BMS current
-    limit, SOC, voltage; 5-7 highest charge current (magnitude)). Each element's step-mean voltage is
+def _bounds(P, p, r, se, sg, rk, s_mult, p_mult):
+    """Rack r's affine bus model and current bounds for the coming step from state buffer p (``rk`` rows: 0 E (V,
+    open-circuit part of the step-mean rack voltage without hysteresis), 1 G (ohm), 2-4 highest discharge current (A)
+    by BMS current limit, SOC, voltage; 5-7 highest charge current (magnitude)). Each element's step-mean voltage is
     ``e_m - g_m i`` (and likewise at the start and end of the step), exact while the SOC stays within one piece of
     the tables."""
     ne = P.shape[1]
     rk[0, r] = s_mult * se
     rk[1, r] = s_mult * sg / p_mult
-    for i in range(6):
-        rk[2 + i, r] = p_mult * _min8(P[W_DCUR + i], ne)
+    rk[2, r] = p_mult * _min8(P[W_DCUR], ne)
+    rk[3, r] = p_mult * _min8_soc(P[W_Z + p], P[W_QDT], ne, 0.0, 1.0)
+    rk[4, r] = p_mult * _min8(P[W_DVOL], ne)
+    rk[5, r] = p_mult * _min8(P[W_CCUR], ne)
+    rk[6, r] = p_mult * _min8_soc(P[W_Z + p], P[W_QDT], ne, 1.0, -1.0)
+    rk[7, r] = p_mult * _min8(P[W_CVOL], ne)
 
 
 @njit(cache=True, error_model="numpy", fastmath=True)
@@ -799,7 +816,7 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, win, th, st, t_rack, 
                         o_el[E_QREV, c, r, j, k] = P[W_QR, j]
                         o_el[E_QAMB, c, r, j, k] = P[W_QA, j]
                         o_el[E_PRC, c, r, j, k] = P[W_PRC, j]
-                _bounds(P, r, racc[9, r], racc[10, r], rk, s_mult, p_mult)
+                _bounds(P, q, r, racc[9, r], racc[10, r], rk, s_mult, p_mult)
             par = q
             # ---- rack and air nodes (backward Euler) with the HVAC holding the air between its set points
             ta = t_amb[c, k]
