@@ -225,6 +225,17 @@ def test_generated_tables_match_the_parameter_set(spec):
         pts = np.concatenate([[min(z0, z1)], soc[(soc > min(z0, z1)) & (soc < max(z0, z1))], [max(z0, z1)]])
         exact = np.sum(0.5 * np.diff(pts) * (np.interp(pts[1:], soc, ocv) + np.interp(pts[:-1], soc, ocv)))
         assert k._path_mean.py_func(z0, z1, K.CF_OA, K.CF_OB) == pytest.approx(exact / abs(z0 - z1), rel=1e-12)
+    # BMS derating over the cell temperature, zero outside the charge and discharge windows
+    for t in np.linspace(-30.0, 65.0, 191):
+        lo = int(np.searchsorted(k._TG, t + 273.15, side="right"))  # the piece the kernel caches (_t_repiece)
+        assert k._TLO[lo] <= t + 273.15 < k._THI[lo]
+        fc = k._TCF[lo, 0] + k._TCF[lo, 1] * (t + 273.15)
+        fd = k._TCF[lo, 2] + k._TCF[lo, 3] * (t + 273.15)
+        wc = b.t_charge_min_degc <= t < b.t_charge_max_degc
+        wd = b.t_discharge_min_degc <= t < b.t_discharge_max_degc
+        assert fc == pytest.approx(np.interp(t, b.temperature.t_degc, b.temperature.charge) if wc else 0.0, abs=1e-12)
+        assert fd == pytest.approx(np.interp(t, b.temperature.t_degc, b.temperature.discharge) if wd else 0.0,
+                                   abs=1e-12)
     # the kernel's exponentials: evaluated afresh (Arrhenius, RC factors) and updated by a small change of exponent
     for y in (-40.0, -3.1, -0.1, -1e-4, 0.0, 2e-6, 0.7, 2.15):
         assert K._expm1.py_func(y) == pytest.approx(np.expm1(y), rel=3e-14, abs=1e-300)

@@ -34,24 +34,6 @@ def _f(x: float) -> str:
     return repr(float(x))
 
 
-def _grid(xs, tables):
-    """Per segment: x_k, w_k and each table's value y_k and slope s_k (zero-width segments cannot occur)."""
-    xs = np.asarray(xs, dtype=float)
-    ys = [np.asarray(t, dtype=float) for t in tables]
-    wd = np.diff(xs)
-    sl = [np.diff(y) / wd for y in ys]
-    return xs, wd, ys, sl
-
-
-def _hinge_lines(var: str, xs, wd, prefix: str) -> list[str]:
-    return [f"    {prefix}{k} = min(max({var} - {_f(xs[k])}, 0.0), {_f(wd[k])})" for k in range(wd.size)]
-
-
-def _sum(y0: float, sl, cvars: list[str]) -> str:
-    terms = [_f(y0)] + [f"{_f(s)} * {c}" for s, c in zip(sl, cvars, strict=True) if s != 0.0]
-    return " + ".join(terms)
-
-
 def _arr(name: str, a: np.ndarray) -> str:
     body = ", ".join(_f(x) for x in np.ravel(a))
     return f"{name} = np.array([{body}]).reshape({tuple(a.shape)!r})"
@@ -86,18 +68,41 @@ def piece_tables(cell: CellParams, bms: BmsModel):
     return ug, lo, hi, cf
 
 
+def derating_tables(bms: BmsModel):
+    """The BMS derating over the cell temperature (K) on the union of its grid and the charge and discharge windows
+    (the factor is zero outside its window, which is closed at both ends in the BMS model and half-open here): the
+    grid, each piece's bounds and the charge and discharge factors as ``a + b T`` per piece."""
+    t = bms.temperature
+    grid = np.asarray(t.t_degc, dtype=float) + 273.15
+    win = np.array([bms.t_charge_min_degc, bms.t_charge_max_degc, bms.t_discharge_min_degc,
+                    bms.t_discharge_max_degc]) + 273.15
+    tg = np.unique(np.concatenate([grid, win]))
+
+    def factor(x, ys, lo, hi):
+        return np.where((x >= lo) & (x <= hi), np.interp(x, grid, np.asarray(ys, dtype=float)), 0.0)
+
+    m = tg.size
+    lo = np.concatenate([[-1e300], tg])
+    hi = np.concatenate([tg, [1e300]])
+    cf = np.zeros((m + 1, 4))
+    for q, (ys, wl, wh) in enumerate(((t.charge, win[0], win[1]), (t.discharge, win[2], win[3]))):
+        for k in range(m + 1):
+            xl = tg[0] - 2.0 if k == 0 else tg[k - 1]
+            xr = tg[-1] + 2.0 if k == m else tg[k]
+            x1, x2 = xl + 0.25 * (xr - xl), xl + 0.75 * (xr - xl)  # inside the piece: its edges may jump
+            y1, y2 = factor(x1, ys, wl, wh), factor(x2, ys, wl, wh)
+            b = 0.0 if k in (0, m) else (y2 - y1) / (x2 - x1)
+            cf[k, 2 * q] = y1 - b * x1
+            cf[k, 2 * q + 1] = b
+    return tg, lo, hi, cf
+
+
 def _header(cell: CellParams, bms: BmsModel) -> str:
     out = [f"{_BEGIN} (cell: {cell.description!r}) ---", ""]
     ug, lo, hi, cf = piece_tables(cell, bms)
     out += [_arr("_UG", ug), _arr("_PLO", lo), _arr("_PHI", hi), _arr("_PCF", cf), "", ""]
-    # BMS derating
-    t = bms.temperature
-    xs, wd, ys, sl = _grid(np.asarray(t.t_degc) + 273.15, [t.charge, t.discharge])
-    cv = [f"c{k}" for k in range(wd.size)]
-    out += ['@njit(cache=True, error_model="numpy", fastmath=True, inline="always")', "def _tab_bms_t(t):",
-            '    """BMS charge and discharge derating factors at cell temperature t (K)."""']
-    out += _hinge_lines("t", xs, wd, "c")
-    out += ["    return (" + ", ".join(_sum(y[0], s, cv) for y, s in zip(ys, sl, strict=True)) + ")"]
+    tg, tlo, thi, tcf = derating_tables(bms)
+    out += [_arr("_TG", tg), _arr("_TLO", tlo), _arr("_THI", thi), _arr("_TCF", tcf)]
     return "\n".join(out) + "\n"
 
 

@@ -77,7 +77,8 @@ def _expm1(y):
 # block. Every SOC table (OCV, dU/dT, R0, R1, tau1, R2, tau2, BMS SOC taper) is piecewise linear; on the union of
 # their grids ``_UG`` all of them are linear within each piece, so piece ``k`` (``_PLO[k] <= z < _PHI[k]``; the first
 # and last pieces reach to -/+ infinity, where every table is constant) holds each table as ``a + b z`` in
-# ``_PCF[k]`` (columns CF_*). The temperature tables are sums of hinge functions with the grid's numbers as literals.
+# ``_PCF[k]`` (columns CF_*). Likewise the BMS derating over the cell temperature (K) with its charge and discharge
+# windows (zero outside): ``_TG``, ``_TLO``, ``_THI``, ``_TCF`` (charge a, b, discharge a, b).
 
 _UG = np.array([0.0, 1.0])
 _PLO = np.array([-1e300, 0.0, 1.0])
@@ -85,9 +86,10 @@ _PHI = np.array([0.0, 1.0, 1e300])
 _PCF = np.zeros((3, 18))
 
 
-@njit(cache=True, inline="always")
-def _tab_bms_t(t):  # -> charge, discharge derating factor at cell temperature t (K)
-    raise NotImplementedError("use twin.battery._codegen.kernel_for()")
+_TG = np.array([273.15])
+_TLO = np.array([-1e300, 273.15])
+_THI = np.array([273.15, 1e300])
+_TCF = np.zeros((2, 4))
 # --- end of table functions ---
 
 
@@ -106,8 +108,9 @@ N_S = 6
 W_Z, W_V1, W_V2, W_T = 0, 2, 4, 6
 W_KZ, W_QDT, W_RS = 8, 9, 10
 (W_R0, W_R1, W_R2, W_M1, W_M2, W_PH1, W_PH2, W_C1, W_C2, W_OCVT, W_DU, W_DCUR, W_DVOL, W_CCUR, W_CVOL,
- W_XA, W_F0, W_F1, W_F2, W_Y1, W_Y2, W_VM, W_VE, W_QI, W_QR, W_QA, W_PRC, W_CU, W_CD, W_LO, W_HI) = range(11, 42)
-W_CF = 42
+ W_XA, W_F0, W_F1, W_F2, W_Y1, W_Y2, W_VM, W_VE, W_QI, W_QR, W_QA, W_PRC, W_CU, W_CD, W_LO, W_HI, W_TLO, W_THI, W_TCA,
+ W_TCB, W_TDA, W_TDB) = range(11, 48)
+W_CF = 48
 N_W = W_CF + N_CF
 # constants of the element loops (kc[...])
 (K_DT, K_TREF, K_RTH, K_ATH, K_PHTH, K_GRTH, K_GCTH, K_VMIN, K_VMAX, K_TMIN, K_TMAX, K_VTOL, K_LO, K_HI, K_IMDIS,
@@ -259,13 +262,13 @@ def _par_a(z0, t0, rsj, r0ca, r0cb, r1ca, r1cb, t1ca, t1cb, r2ca, r2cb, t2ca, t2
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, inline="always")
-def _par_b(z0, t0, v10, v20, kz, qdt, r0, r1, r2, tau1, tau2, m1, m2, ir12, oa, ob, da, db, bca, bcb, bda, bdb, kt):
+def _par_b(z0, t0, v10, v20, kz, r0, r1, r2, tau1, tau2, m1, m2, ir12, oa, ob, da, db, bca, bcb, bda, bdb, tca, tcb, tda,
+           tdb, kt):
     """The rest of an element's step parameters (exact RC factors from m_i = 1 - exp(-dt/tau_i), Plett 2015, 3.4),
     the affine models ``v(i) = e - g i`` of its step-mean voltage and the bounds on its cell current (A): BMS current
     limit (derated) and voltage (start, mean and end of the step), each way (the SOC bounds are taken from the state
     by _bounds). Branch-free."""
     idt = 1.0 / kt[K_DT]
-    ftc, ftd = _tab_bms_t(t0)
     du = da + db * z0
     a1 = 1.0 - m1
     a2 = 1.0 - m2
@@ -278,8 +281,6 @@ def _par_b(z0, t0, v10, v20, kz, qdt, r0, r1, r2, tau1, tau2, m1, m2, ir12, oa, 
     g_m = r0 + r1 * (1.0 - ph1) + r2 * (1.0 - ph2) + 0.5 * slope * kz
     e_e = ocv - v10 * a1 - v20 * a2
     g_e = r0 + r1 * m1 + r2 * m2 + slope * kz
-    ft_d = ftd if (t0 >= kt[K_TDL]) and (t0 <= kt[K_TDH]) else 0.0
-    ft_c = ftc if (t0 >= kt[K_TCL]) and (t0 <= kt[K_TCH]) else 0.0
     ig = 1.0 / (r0 * g_m * g_e)
     i_s = g_m * g_e * ig
     i_m = r0 * g_e * ig
@@ -288,14 +289,15 @@ def _par_b(z0, t0, v10, v20, kz, qdt, r0, r1, r2, tau1, tau2, m1, m2, ir12, oa, 
     hi = kt[K_HI]
     dvol = min(min((e_s - lo) * i_s, (e_m - lo) * i_m), (e_e - lo) * i_e)
     cvol = min(min((hi - e_s) * i_s, (hi - e_m) * i_m), (hi - e_e) * i_e)
-    return (ph1, ph2, tau1 * r2 * ir12, tau2 * r1 * ir12, ocv, du, e_m, g_m, kt[K_IMDIS] * ft_d * (bda + bdb * z0),
-            dvol, kt[K_IMCH] * ft_c * (bca + bcb * z0), cvol)
+    return (ph1, ph2, tau1 * r2 * ir12, tau2 * r1 * ir12, ocv, du, e_m, g_m,
+            kt[K_IMDIS] * (tda + tdb * t0) * (bda + bdb * z0), dvol, kt[K_IMCH] * (tca + tcb * t0) * (bca + bcb * z0),
+            cvol)
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, **_NA)
 def _p1(z, t, v1, v2, kz, qdt, rs, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca, t1cb, r2ca, r2cb, t2ca, t2cb, bca,
-        bcb, bda, bdb, r0o, r1o, r2o, m1o, m2o, ph1o, ph2o, c1o, c2o, ocvo, duo, dcur, dvol, ccur, cvol, xo, f0o,
-        f1o, f2o, y1o, y2o, kc):
+        bcb, bda, bdb, tca, tcb, tda, tdb, r0o, r1o, r2o, m1o, m2o, ph1o, ph2o, c1o, c2o, ocvo, duo, dcur, dvol, ccur,
+        cvol, xo, f0o, f1o, f2o, y1o, y2o, kc):
     """Every element's step parameters and bounds at the state, the exponentials evaluated afresh (Arrhenius,
     REFERENCE.md; exact RC update); returns the sums of e_m and g_m. The element loop of _p2 updates the same
     exponentials from these by their change (rows xo .. y2o)."""
@@ -315,8 +317,8 @@ def _p1(z, t, v1, v2, kz, qdt, rs, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca,
         m1 = -_expm1(y1)
         m2 = -_expm1(y2)
         (ph1o[j], ph2o[j], c1o[j], c2o[j], ocvo[j], duo[j], e_m, g_m, dcur[j], dvol[j], ccur[j],
-         cvol[j]) = _par_b(z0, t0, v1[j], v2[j], kz[j], qdt[j], r0, r1, r2, tau1, tau2, m1, m2,
-                                             ir12, oa[j], ob[j], da[j], db[j], bca[j], bcb[j], bda[j], bdb[j], kt)
+         cvol[j]) = _par_b(z0, t0, v1[j], v2[j], kz[j], r0, r1, r2, tau1, tau2, m1, m2, ir12, oa[j], ob[j], da[j],
+                           db[j], bca[j], bcb[j], bda[j], bdb[j], tca[j], tcb[j], tda[j], tdb[j], kt)
         r0o[j] = r0
         r1o[j] = r1
         r2o[j] = r2
@@ -335,8 +337,9 @@ def _p1(z, t, v1, v2, kz, qdt, rs, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca,
 
 @njit(cache=True, error_model="numpy", fastmath=True, **_NA)
 def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca, t1cb,
-        r2ca, r2cb, t2ca, t2cb, bca, bcb, bda, bdb, r0a, r1a, r2a, m1a, m2a, ph1a, ph2a, c1a, c2a, ocva, dua, dcur,
-        dvol, ccur, cvol, xa, f0a, f1a, f2a, y1a, y2a, vmo, veo, qio, qro, qao, prco, ii, hs, tr, kc, nextp, rec):
+        r2ca, r2cb, t2ca, t2cb, bca, bcb, bda, bdb, tlo, thi, tca, tcb, tda, tdb, r0a, r1a, r2a, m1a, m2a, ph1a, ph2a,
+        c1a, c2a, ocva, dua, dcur, dvol, ccur, cvol, xa, f0a, f1a, f2a, y1a, y2a, vmo, veo, qio, qro, qao, prco, ii, hs,
+        tr, kc, nextp, rec):
     """Exact step of each element at cell current ``ii`` (see the module docstring of twin.battery.cell), from the
     parameters in r0a .. dua; with ``nextp`` the same loop then writes the next step's parameters and bounds at the
     new state over them, its exponentials updated from the step's by their change (exp(x + d) = exp(x) (1 +
@@ -360,7 +363,7 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
     e0 = kt[K_E0]
     e1 = kt[K_E1]
     e2 = kt[K_E2]
-    s_v = s_qa = s_qi = s_qr = s_prc = s_dg = s_z = s_t = s_dt = n_ex = s_em = s_gm = n_far = 0.0
+    s_v = s_qa = s_qi = s_qr = s_prc = s_dg = s_z = s_t = s_dt = n_ex = s_em = s_gm = n_far = n_tp = 0.0
     for j in range(z.size):
         z0 = z[j]
         kzj = kz[j]
@@ -447,8 +450,9 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
             far = max(max(abs(dy1), abs(dy2)), abs(max(max(e0, e1), e2) * dx))
             n_far += 1.0 if far > _DINC else 0.0
             (ph1a[j], ph2a[j], c1a[j], c2a[j], ocva[j], dua[j], e_m, g_m, dcur[j], dvol[j], ccur[j],
-             cvol[j]) = _par_b(z1, t1, v1e, v2e, kzj, qdt[j], r0, r1, r2, tau1, tau2, m1, m2, ir12,
-                                                 oa[j], ob1, da[j], db[j], bca[j], bcb[j], bda[j], bdb[j], kt)
+             cvol[j]) = _par_b(z1, t1, v1e, v2e, kzj, r0, r1, r2, tau1, tau2, m1, m2, ir12, oa[j], ob1, da[j],
+                               db[j], bca[j], bcb[j], bda[j], bdb[j], tca[j], tcb[j], tda[j], tdb[j], kt)
+            n_tp += 1.0 if (t1 < tlo[j]) | (t1 >= thi[j]) else 0.0  # left its derating piece: _t_repiece
             r0a[j] = r0
             r1a[j] = r1
             r2a[j] = r2
@@ -462,7 +466,37 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
             y2a[j] = y2
             s_em += e_m
             s_gm += g_m
-    return s_v, s_qa, s_qi, s_qr, s_prc, s_dg, s_z, s_t, s_dt, n_ex, s_em, s_gm, n_far
+    return s_v, s_qa, s_qi, s_qr, s_prc, s_dg, s_z, s_t, s_dt, n_ex, s_em, s_gm, n_far, n_tp
+
+
+@njit(cache=True, error_model="numpy")
+def _t_repiece(P, p, bounds, kc):
+    """Elements whose temperature (buffer p) left the derating piece cached for them: cache the piece holding it
+    and, with ``bounds``, rewrite their derated current bounds (rows W_DCUR, W_CCUR) as _par_b computes them."""
+    for j in range(P.shape[1]):
+        t = P[W_T + p, j]
+        if t >= P[W_TLO, j] and t < P[W_THI, j]:
+            continue
+        lo = 0
+        hi = _TG.size
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if _TG[mid] <= t:
+                lo = mid + 1
+            else:
+                hi = mid
+        P[W_TLO, j] = _TLO[lo]
+        P[W_THI, j] = _THI[lo]
+        P[W_TCA, j] = _TCF[lo, 0]
+        P[W_TCB, j] = _TCF[lo, 1]
+        P[W_TDA, j] = _TCF[lo, 2]
+        P[W_TDB, j] = _TCF[lo, 3]
+        if bounds:
+            z = P[W_Z + p, j]
+            P[W_DCUR, j] = kc[K_IMDIS] * (P[W_TDA, j] + P[W_TDB, j] * t) * (P[W_CF + CF_BDA, j] +
+                                                                            P[W_CF + CF_BDB, j] * z)
+            P[W_CCUR, j] = kc[K_IMCH] * (P[W_TCA, j] + P[W_TCB, j] * t) * (P[W_CF + CF_BCA, j] +
+                                                                           P[W_CF + CF_BCB, j] * z)
 
 
 @njit(cache=True, error_model="numpy", fastmath=True)
@@ -484,7 +518,9 @@ def _prime(c, st, wk, kc, p, fix, nfix, rk, s_mult, p_mult):
             P[W_CU, j] = 0.0
             P[W_CD, j] = 0.0
             _set_piece(P, j, _find_piece(P[W_Z + p, j]))
+            P[W_TLO, j] = np.inf  # no derating piece cached yet
         nfix[r] = 0
+        _t_repiece(P, p, False, kc)
         se, sg = _p1_rack(P, p, kc)
         _bounds(P, p, r, se, sg, rk, s_mult, p_mult)
 
@@ -495,7 +531,8 @@ def _p1_rack(P, p, kc):
                P[W_CF + CF_OB], P[W_CF + CF_DA], P[W_CF + CF_DB], P[W_CF + CF_R0A], P[W_CF + CF_R0B],
                P[W_CF + CF_R1A], P[W_CF + CF_R1B], P[W_CF + CF_T1A], P[W_CF + CF_T1B], P[W_CF + CF_R2A],
                P[W_CF + CF_R2B], P[W_CF + CF_T2A], P[W_CF + CF_T2B], P[W_CF + CF_BCA], P[W_CF + CF_BCB],
-               P[W_CF + CF_BDA], P[W_CF + CF_BDB], P[W_R0], P[W_R1], P[W_R2], P[W_M1], P[W_M2], P[W_PH1], P[W_PH2],
+               P[W_CF + CF_BDA], P[W_CF + CF_BDB], P[W_TCA], P[W_TCB], P[W_TDA], P[W_TDB], P[W_R0], P[W_R1], P[W_R2],
+               P[W_M1], P[W_M2], P[W_PH1], P[W_PH2],
                P[W_C1], P[W_C2], P[W_OCVT], P[W_DU], P[W_DCUR], P[W_DVOL], P[W_CCUR], P[W_CVOL],
                P[W_XA], P[W_F0], P[W_F1], P[W_F2], P[W_Y1], P[W_Y2], kc)
 
@@ -509,8 +546,8 @@ def _p2_rack(P, p, ii, hs, tr, kc, nextp, rec):
                P[W_KZ], P[W_QDT], P[W_RS], P[W_CU], P[W_CD], P[W_CF + CF_OA], P[W_CF + CF_OB], P[W_CF + CF_DA],
                P[W_CF + CF_DB], P[W_CF + CF_R0A], P[W_CF + CF_R0B], P[W_CF + CF_R1A], P[W_CF + CF_R1B],
                P[W_CF + CF_T1A], P[W_CF + CF_T1B], P[W_CF + CF_R2A], P[W_CF + CF_R2B], P[W_CF + CF_T2A],
-               P[W_CF + CF_T2B], P[W_CF + CF_BCA], P[W_CF + CF_BCB], P[W_CF + CF_BDA], P[W_CF + CF_BDB], P[W_R0],
-               P[W_R1], P[W_R2], P[W_M1], P[W_M2], P[W_PH1], P[W_PH2], P[W_C1], P[W_C2], P[W_OCVT],
+               P[W_CF + CF_T2B], P[W_CF + CF_BCA], P[W_CF + CF_BCB], P[W_CF + CF_BDA], P[W_CF + CF_BDB], P[W_TLO],
+               P[W_THI], P[W_TCA], P[W_TCB], P[W_TDA], P[W_TDB], P[W_R0], P[W_R1], P[W_R2], P[W_M1], P[W_M2], P[W_PH1], P[W_PH2], P[W_C1], P[W_C2], P[W_OCVT],
                P[W_DU], P[W_DCUR], P[W_DVOL], P[W_CCUR], P[W_CVOL], P[W_XA],
                P[W_F0], P[W_F1], P[W_F2], P[W_Y1], P[W_Y2], P[W_VM], P[W_VE], P[W_QI], P[W_QR], P[W_QA], P[W_PRC], ii,
                hs, tr, kc, nextp, rec)
@@ -569,6 +606,8 @@ def _step_racks(wk, p, cur, p_mult, hs, t_node, kc, fix, nfix, nextp, rec, racc)
             racc[i, r] = out[i]
         racc[9, r] = out[10]
         racc[10, r] = out[11]
+        if out[12] > 0.0 or out[13] > 0.0:
+            _t_repiece(P, 1 - p, out[12] == 0.0, kc)
         if out[12] > 0.0:  # an exponential moved too far for the update: the next step's parameters afresh
             racc[9, r], racc[10, r] = _p1_rack(P, 1 - p, kc)
     return n_ex
@@ -754,6 +793,7 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, win, th, st, t_rack, 
                 # the step's own parameters again (the loop wrote the next step's over them), at the pieces of z0
                 for r in range(nr):
                     nfix[r] = _repiece(wk[r], par, 0.0, kc[K_TREF], fix[r], nfix[r])
+                    _t_repiece(wk[r], par, False, kc)
                     _p1_rack(wk[r], par, kc)
                 s_lo = 0.0
                 s_hi = 1.0
