@@ -466,8 +466,10 @@ def _as_packed(params) -> PackedCell:
     return params if isinstance(params, PackedCell) else pack(params)
 
 
-def _simulate(mode, params, request, dt_s, t_amb_degc, soc0, t0_degc, v_rc1_0, v_rc2_0, cap_scale, r_scale):
-    pk = _as_packed(params)
+def _inputs(request, dt_s, t_amb_degc, soc0, t0_degc, v_rc1_0, v_rc2_0, cap_scale, r_scale, scalar_ambient=False):
+    """Checked kernel inputs: ``req2, ta2`` (rows 1 or n, ambient in K), ``z, tk, v1, v2, cs, rs`` (n,) and whether
+    the outputs are 1-D (shared with :mod:`twin.battery.fastcell`; with ``scalar_ambient`` a scalar ambient stays
+    one value, shape (1, 1))."""
     req = np.asarray(request, dtype=np.float64)
     one_d = req.ndim == 1
     req2 = np.ascontiguousarray(np.atleast_2d(req))
@@ -484,11 +486,20 @@ def _simulate(mode, params, request, dt_s, t_amb_degc, soc0, t0_degc, v_rc1_0, v
     if not dt_s > 0:
         raise ValueError(f"dt_s must be > 0, got {dt_s}")
     ta = np.asarray(t_amb_degc, dtype=np.float64) + 273.15
+    if scalar_ambient and ta.ndim == 0:
+        return req2, ta.reshape(1, 1), z, t0 + 273.15, v1, v2, cs, rs, one_d
     ta2 = np.ascontiguousarray(np.broadcast_to(ta, (nt,)) if ta.ndim == 0 else ta)
     ta2 = np.ascontiguousarray(np.atleast_2d(ta2))
     if ta2.shape[1] != nt or ta2.shape[0] not in (1, n):
         raise ValueError(f"t_amb_degc has shape {ta.shape}, expected a scalar, ({nt},) or ({n}, {nt})")
-    tk = t0 + 273.15
+    return req2, ta2, z, t0 + 273.15, v1, v2, cs, rs, one_d
+
+
+def _simulate(mode, params, request, dt_s, t_amb_degc, soc0, t0_degc, v_rc1_0, v_rc2_0, cap_scale, r_scale):
+    pk = _as_packed(params)
+    req2, ta2, z, tk, v1, v2, cs, rs, one_d = _inputs(request, dt_s, t_amb_degc, soc0, t0_degc, v_rc1_0, v_rc2_0,
+                                                      cap_scale, r_scale)
+    n, nt = z.size, req2.shape[1]
     out = {name: np.empty((n, nt)) for name in _FLOAT_OUT}
     out["flag"] = np.zeros((n, nt), dtype=np.int32)
     run_kernel(mode, *pk.arrays(), cs, rs, req2, ta2, float(dt_s), z, v1, v2, tk, out["v"], out["v_end"],
