@@ -243,6 +243,28 @@ def _em1(d):
 
 
 _DINC = 1e-3  # largest change of an exponent from the previous step that the incremental update may take
+_C_FAR = 65536.0  # counts packed in one accumulator (exact: each count < 65536)
+_C_TP = 65536.0 * 65536.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _counts(codes):
+    """Unpack _p2's counts: elements breaking a limit, far exponentials, left derating pieces."""
+    n_tp = math.floor(codes / _C_TP)
+    rest = codes - n_tp * _C_TP
+    n_far = math.floor(rest / _C_FAR)
+    return rest - n_far * _C_FAR, n_far, n_tp
+
+
+@njit(cache=True, error_model="numpy", fastmath=True, **_NA)
+def _sums3(a, b, c):
+    """Sums of three rows."""
+    sa = sb = sc = 0.0
+    for j in range(a.size):
+        sa += a[j]
+        sb += b[j]
+        sc += c[j]
+    return sa, sb, sc
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, inline="always")
@@ -343,8 +365,9 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
     """Exact step of each element at cell current ``ii`` (see the module docstring of twin.battery.cell), from the
     parameters in r0a .. dua; with ``nextp`` the same loop then writes the next step's parameters and bounds at the
     new state over them, its exponentials updated from the step's by their change (exp(x + d) = exp(x) (1 +
-    expm1(d)), d at most _DINC). Returns the sums over the elements the rack needs, the count of elements that break
-    a limit and the count whose exponentials moved too far for the update (then _p1 evaluates the rack afresh)."""
+    expm1(d)), d at most _DINC). Returns the sums over the elements of v_mean, q_irr, q_rev, p_rc, the Gibbs release
+    (W), e_m and g_m, and counts in one number (see _counts): elements that break a limit, whose exponentials moved
+    too far for the update (then _p1 evaluates the rack afresh) and whose temperature left its derating piece."""
     kt = (kc[0], kc[1], kc[2], kc[3], kc[4], kc[5], kc[6], kc[7], kc[8], kc[9], kc[10], kc[11], kc[12], kc[13], kc[14], kc[15], kc[16], kc[17], kc[18], kc[19], kc[20], kc[21], kc[22])
     dt = kt[K_DT]
     idt = 1.0 / dt
@@ -363,7 +386,7 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
     e0 = kt[K_E0]
     e1 = kt[K_E1]
     e2 = kt[K_E2]
-    s_v = s_qa = s_qi = s_qr = s_prc = s_dg = s_z = s_t = s_dt = n_ex = s_em = s_gm = n_far = n_tp = 0.0
+    s_v = s_qi = s_qr = s_prc = s_dg = s_em = s_gm = codes = 0.0  # few accumulators: each holds a register
     for j in range(z.size):
         z0 = z[j]
         kzj = kz[j]
@@ -413,27 +436,22 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
         t1 = ts + (t0 - ts) * ath
         ex = max(vmin - min(min(v_start, v_mean), v_end), max(max(v_start, v_mean), v_end) - vmax)
         ex = max(max(ex, max(t1 + e_rc * gcth - tmax, tmin - t1)), max(-z1, z1 - 1.0))
-        n_ex += 1.0 if ex > vtol else 0.0
-        q_amb = (ts - tr + (t0 - ts) * phth) * grth
+        codes += 1.0 if ex > vtol else 0.0
         zn[j] = z1
         v1n[j] = v1e
         v2n[j] = v2e
         tn[j] = t1
         vmo[j] = v_mean
         s_v += v_mean
-        s_qa += q_amb
         s_qi += q_irr
         s_qr += q_rev
         s_prc += prc
         s_dg += u * ii
-        s_z += z1
-        s_t += t1
-        s_dt += t1 - t0
         if rec:
             veo[j] = v_end
             qio[j] = q_irr
             qro[j] = q_rev
-            qao[j] = q_amb
+            qao[j] = (ts - tr + (t0 - ts) * phth) * grth
             prco[j] = prc
         if nextp:
             x = 1.0 / t1 - itr
@@ -448,11 +466,11 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
             m1 = m1 - a1 * _em1(dy1)  # 1 - exp(y + dy) = m - (1 - m) expm1(dy)
             m2 = m2 - a2 * _em1(dy2)
             far = max(max(abs(dy1), abs(dy2)), abs(max(max(e0, e1), e2) * dx))
-            n_far += 1.0 if far > _DINC else 0.0
+            codes += _C_FAR if far > _DINC else 0.0
             (ph1a[j], ph2a[j], c1a[j], c2a[j], ocva[j], dua[j], e_m, g_m, dcur[j], dvol[j], ccur[j],
              cvol[j]) = _par_b(z1, t1, v1e, v2e, kzj, r0, r1, r2, tau1, tau2, m1, m2, ir12, oa[j], ob1, da[j],
                                db[j], bca[j], bcb[j], bda[j], bdb[j], tca[j], tcb[j], tda[j], tdb[j], kt)
-            n_tp += 1.0 if (t1 < tlo[j]) | (t1 >= thi[j]) else 0.0  # left its derating piece: _t_repiece
+            codes += _C_TP if (t1 < tlo[j]) | (t1 >= thi[j]) else 0.0  # left its derating piece: _t_repiece
             r0a[j] = r0
             r1a[j] = r1
             r2a[j] = r2
@@ -466,7 +484,7 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
             y2a[j] = y2
             s_em += e_m
             s_gm += g_m
-    return s_v, s_qa, s_qi, s_qr, s_prc, s_dg, s_z, s_t, s_dt, n_ex, s_em, s_gm, n_far, n_tp
+    return s_v, s_qi, s_qr, s_prc, s_dg, s_em, s_gm, codes
 
 
 @njit(cache=True, error_model="numpy")
@@ -591,24 +609,34 @@ def _bounds(P, p, r, se, sg, rk, s_mult, p_mult):
 @njit(cache=True, error_model="numpy", fastmath=True)
 def _step_racks(wk, p, cur, p_mult, hs, t_node, kc, fix, nfix, nextp, rec, racc):
     """Exact step of every element of a container at the rack currents ``cur`` (A per rack); the new states go to
-    buffer 1 - p, and with ``nextp`` the next step's parameters over the step's own. Per rack sums into ``racc`` if
-    given (rows: sum v_mean, q_amb (W), q_irr, q_rev, p_rc, Gibbs release (W), sum of SOC, of temperature, of its
-    change); returns the number of elements that break a limit."""
+    buffer 1 - p, and with ``nextp`` the next step's parameters over the step's own. Per rack sums into ``racc``
+    (rows: sum v_mean, heat to the rack node q_amb (W), q_irr, q_rev, p_rc, Gibbs release (W), sum of SOC, of
+    temperature, of its change, of e_m, of g_m); returns the number of elements that break a limit."""
     n_ex = 0.0
+    gdt = kc[K_GCTH] * kc[K_DT]  # 1 / (C_th / dt): the cells' heat balance gives q_amb from q and the change of T
     for r in range(wk.shape[0]):
         P = wk[r]
         ii = cur[r] / p_mult
         if _n_leaving(P[W_Z + p], P[W_KZ], P[W_LO], P[W_HI], ii) > 0.0 or nfix[r] > 0:
             nfix[r] = _repiece(P, p, ii, kc[K_TREF], fix[r], nfix[r])
-        out = _p2_rack(P, p, ii, hs, t_node[r], kc, nextp, rec)
-        n_ex += out[9]
-        for i in range(9):
-            racc[i, r] = out[i]
-        racc[9, r] = out[10]
-        racc[10, r] = out[11]
-        if out[12] > 0.0 or out[13] > 0.0:
-            _t_repiece(P, 1 - p, out[12] == 0.0, kc)
-        if out[12] > 0.0:  # an exponential moved too far for the update: the next step's parameters afresh
+        s_v, s_qi, s_qr, s_prc, s_dg, s_em, s_gm, codes = _p2_rack(P, p, ii, hs, t_node[r], kc, nextp, rec)
+        n_x, n_far, n_tp = _counts(codes)
+        n_ex += n_x
+        s_z, s_t, s_t0 = _sums3(P[W_Z + 1 - p], P[W_T + 1 - p], P[W_T + p])
+        racc[0, r] = s_v
+        racc[1, r] = s_qi + s_qr - (s_t - s_t0) / gdt
+        racc[2, r] = s_qi
+        racc[3, r] = s_qr
+        racc[4, r] = s_prc
+        racc[5, r] = s_dg
+        racc[6, r] = s_z
+        racc[7, r] = s_t
+        racc[8, r] = s_t - s_t0
+        racc[9, r] = s_em
+        racc[10, r] = s_gm
+        if n_far > 0.0 or n_tp > 0.0:
+            _t_repiece(P, 1 - p, n_far == 0.0, kc)
+        if n_far > 0.0:  # an exponential moved too far for the update: the next step's parameters afresh
             racc[9, r], racc[10, r] = _p1_rack(P, 1 - p, kc)
     return n_ex
 
