@@ -103,6 +103,8 @@ def _header(cell: CellParams, bms: BmsModel) -> str:
     out += [_arr("_UG", ug), _arr("_PLO", lo), _arr("_PHI", hi), _arr("_PCF", cf), "", ""]
     tg, tlo, thi, tcf = derating_tables(bms)
     out += [_arr("_TG", tg), _arr("_TLO", tlo), _arr("_THI", thi), _arr("_TCF", tcf)]
+    out += [f"_SAME01 = {cell.ea_r0_j_per_mol == cell.ea_r1_j_per_mol}",
+            f"_SAME12 = {cell.ea_r1_j_per_mol == cell.ea_r2_j_per_mol}"]
     return "\n".join(out) + "\n"
 
 

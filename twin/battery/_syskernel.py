@@ -90,6 +90,8 @@ _TG = np.array([273.15])
 _TLO = np.array([-1e300, 273.15])
 _THI = np.array([273.15, 1e300])
 _TCF = np.zeros((2, 4))
+_SAME01 = False  # activation energies of R0 and R1 equal (their Arrhenius factors one)
+_SAME12 = False  # of R1 and R2
 # --- end of table functions ---
 
 
@@ -457,8 +459,8 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
             x = 1.0 / t1 - itr
             dx = x - xa[j]
             f0 = f0a[j] * (1.0 + _em1(e0 * dx))  # Arrhenius (REFERENCE.md), updated by its change
-            f1 = f1a[j] * (1.0 + _em1(e1 * dx))
-            f2 = f2a[j] * (1.0 + _em1(e2 * dx))
+            f1 = f0 if _SAME01 else f1a[j] * (1.0 + _em1(e1 * dx))
+            f2 = f1 if _SAME12 else f2a[j] * (1.0 + _em1(e2 * dx))
             r0, r1, r2, tau1, tau2, y1, y2, ir12 = _par_a(z1, t1, rs[j], r0ca[j], r0cb[j], r1ca[j], r1cb[j], t1ca[j],
                                                           t1cb[j], r2ca[j], r2cb[j], t2ca[j], t2cb[j], f0, f1, f2, kt)
             dy1 = y1 - y1a[j]
@@ -478,8 +480,10 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
             m2a[j] = m2
             xa[j] = x
             f0a[j] = f0
-            f1a[j] = f1
-            f2a[j] = f2
+            if not _SAME01:
+                f1a[j] = f1
+            if not _SAME12:
+                f2a[j] = f2
             y1a[j] = y1
             y2a[j] = y2
             s_em += e_m
