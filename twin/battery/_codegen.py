@@ -1,12 +1,13 @@
 """The battery system kernel specialised to one cell parameter set and BMS: table constants compiled in.
 
-Every SOC and temperature table of the cell model and of the BMS is piecewise linear; written as a sum of hinge
-functions with its grid's numbers as literals (``y0 + s_k * min(max(x - x_k, 0), w_k) + ...``) the element loops of
-:mod:`twin.battery._syskernel` are straight-line code that LLVM vectorises across cells, about three times faster
-than looping over the tables at run time. :func:`kernel_for` writes the kernel module with the generated table
-functions to a cache directory (``$TWIN_KERNEL_CACHE``, else ``~/.cache/twin/kernels``, else the temporary
-directory), named by a hash of its source, and imports it; numba caches its compiled code beside it, so a parameter
-set compiles once per machine (about 30 s), and later runs start at once.
+Every SOC table of the cell model and of the BMS (OCV, dU/dT, resistances, time constants, SOC taper) is piecewise
+linear; on the union of their grids each is ``a + b z`` within a piece, and :func:`piece_tables` writes those
+coefficients per piece (:mod:`twin.battery._syskernel` caches an element's piece and evaluates a table with one
+multiply-add). The BMS temperature derating with its windows likewise (:func:`derating_tables`); activation energies
+that are equal share one Arrhenius factor. :func:`kernel_for` writes the kernel module with these constants to a
+cache directory (``$TWIN_KERNEL_CACHE``, else ``~/.cache/twin/kernels``, else the temporary directory), named by a
+hash of its source, and imports it; numba caches its compiled code beside it, so a parameter set compiles once per
+machine (about 40 s), and later runs start at once.
 """
 
 from __future__ import annotations

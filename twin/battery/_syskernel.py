@@ -2,16 +2,32 @@
 
 Layout: ``nc`` containers, each with ``nr`` racks (strings on the container's DC bus), each rack with ``ne``
 modelled elements in series. An element stands for ``s_mult`` identical cells in series and ``p_mult`` in parallel
-(every cell: 1 and the rack's parallel count; one element per rack or per container: the whole string). Per step
-and container: pass 1 evaluates every element's step parameters and the affine model of its voltage in its
-current, sums them per rack, solves the DC bus (rack voltages equal, currents sum to the request) and turns every
-limit into a bound on the container current; pass 2 steps every element exactly at its rack's current; if the exact
-step breaks a limit that the affine model did not see (an OCV table breakpoint crossed within the step), the
-container current is reduced by bisection (rare). Then the rack and air nodes of the thermal network are advanced
-(backward Euler) with the HVAC.
+(every cell: 1 and the rack's parallel count; one element per rack or per container: the whole string).
 
-The element loops are written branch-free (tables as sums of hinge functions, an exp by scaling and squaring) so
-that LLVM vectorises them across elements.
+Per step and container: the affine model of every element's voltage in its current (from the step's parameters,
+summed per rack) gives the DC bus solution (rack voltages equal, currents sum to the request) and turns every limit
+into a bound on the container current; then one loop per rack steps every element exactly at its rack's current and,
+in the same pass, evaluates the next step's parameters, affine model and bounds at the new state. If the exact step
+breaks a limit that the affine model did not see (an OCV table breakpoint crossed within the step), the step's
+parameters are evaluated again and the container current is reduced by bisection (rare). Then the rack and air nodes
+of the thermal network are advanced (backward Euler) with the HVAC.
+
+What makes the element loop fast (LLVM vectorises it across elements; about 12 ns per cell-step on one thread of the
+2-core development machine, against 30 ns for separate parameter and step passes with tables evaluated in full):
+
+- Tables: every SOC table (OCV, dU/dT, resistances, time constants, BMS SOC taper) is linear within each piece of
+  the union of their grids, and an element's SOC stays in one piece for hundreds of steps, so each element carries
+  its piece's coefficients (rows W_CF..) and a table costs one multiply-add. Within a piece the step means of OCV
+  and dU/dT are the means of their ends (exact); a path that crosses a breakpoint is found before the loop
+  (_n_leaving) and corrected by a scalar fix-up to the exact integral (_repiece). The BMS temperature derating,
+  with its charge and discharge windows, is cached per element the same way (_t_repiece).
+- Exponentials: the Arrhenius factors and the RC decays ``exp(-dt/tau)`` change little from step to step, so the loop
+  updates each from the previous step's by ``exp(x + d) = exp(x) (1 + expm1(d))``, ``expm1(d)`` from its Taylor series
+  (|d| <= 1e-3: relative error below 1e-17); where an exponent moved further, the rack's parameters are evaluated
+  afresh (_p1, an exp by scaling and squaring).
+- Few accumulators and rows: counts packed in one sum, the heat to the rack node from the cells' heat balance, the
+  RC losses from the energy the pairs take in less what they store, SOC bounds from the state, the state in two
+  buffers (no copies).
 """
 
 from __future__ import annotations

@@ -44,10 +44,12 @@ energy the RC capacitors hold, a few hundredths of a kelvin for a 280 Ah cell) a
 limits; if no current keeps a limit (a cell at rest outside it), the current is zero and the step flagged.
 
 Performance: about 1e7 cell-steps/s on one thread in current mode and about half that in power mode (measured on
-the 2-core AMD EPYC development machine, 1000 cells x 8640 steps at 1 s). This is the single-cell reference kernel
-(limits by bisection on the exact step; calibration and the PyBaMM comparison use it); systems of many cells run in
-:mod:`twin.battery.system`, whose kernel steps the same model vectorised across cells (about 3e7 cell-steps/s on one
-thread with racks coupled, thermal network and BMS; the two agree to 0.01 uV, tests/test_battery_system.py).
+the 2-core AMD EPYC development machine, 1000 cells x 8640 steps at 1 s). This is the single-cell reference kernel,
+generic in the parameter set (limits by bisection on the exact step; calibration uses it). The same model compiled
+for one parameter set, for one or a few cells, is :class:`twin.battery.fastcell.CompiledCell` (the same numbers, a
+day at 1 s in about 1 ms; the PyBaMM comparison uses it); systems of many cells run in :mod:`twin.battery.system`,
+whose kernel steps the same model vectorised across cells (about 8e7 cell-steps/s on one thread with racks coupled,
+thermal network and BMS; the two agree to 0.01 uV, tests/test_battery_system.py).
 
 References
 ----------

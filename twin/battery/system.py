@@ -37,10 +37,11 @@ Thermal network (``thermal`` parameter set of the container, ``models/battery/th
     exactly with their rack's temperature held over the step; the rack and air nodes by backward Euler, stable for
     any step; heat flows balance exactly. Without a thermal set, the cells see the given ambient directly.
 
-Performance: the element loops are branch-free, with the parameter set's tables compiled in, and vectorised by LLVM
-across cells: about 3e7 cell-steps/s on one thread, every cell of the seed system for a day at 1 s in about 28 s on
-the 2-core development machine (``benchmarks/bench_battery.py``). The first run of a new parameter set compiles
-its kernel (about 30 s), cached on disk afterwards (:mod:`twin.battery._codegen`).
+Performance: one element loop per step, vectorised by LLVM across cells, with the parameter set's tables compiled in
+and cached per element as the piece holding its SOC and temperature (:mod:`twin.battery._syskernel`): about 8e7
+cell-steps/s on one thread, every cell of the seed system for a day at 1 s in about 10.4 s on the 2-core development
+machine (``benchmarks/bench_battery.py``). The first run of a new parameter set compiles its kernel (about 40 s),
+cached on disk afterwards (:mod:`twin.battery._codegen`).
 """
 
 from __future__ import annotations
