@@ -145,17 +145,17 @@ def _cache_dir() -> Path:
     raise OSError("no writable directory for the battery kernel cache: set TWIN_KERNEL_CACHE")
 
 
-def kernel_for(cell: CellParams, bms: BmsModel):
-    """The kernel module for this cell parameter set and BMS (generated, cached on disk, imported once)."""
-    src = kernel_source(cell, bms)
+def load_generated(src: str, prefix: str, what: str):
+    """Import the generated kernel module ``src`` from the cache directory (written there first if it is not, named
+    ``prefix`` + a hash of the source; numba caches its compiled code beside it), once per process."""
     digest = hashlib.sha256(src.encode()).hexdigest()[:16]
     if digest in _loaded:
         return _loaded[digest]
-    name = f"twin_battery_kernel_{digest}"
+    name = f"{prefix}{digest}"
     path = _cache_dir() / f"{name}.py"
     if not path.exists() or path.read_text() != src:
-        sys.stderr.write("twin: compiling the battery kernel for this cell and BMS parameter set (first use on this "
-                         f"machine, about 30 s; cached in {path.parent})\n")
+        sys.stderr.write(f"twin: compiling the {what} (first use on this machine, about 30 s; cached in "
+                         f"{path.parent})\n")
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(src)
         os.replace(tmp, path)
@@ -165,3 +165,9 @@ def kernel_for(cell: CellParams, bms: BmsModel):
     spec.loader.exec_module(mod)
     _loaded[digest] = mod
     return mod
+
+
+def kernel_for(cell: CellParams, bms: BmsModel):
+    """The kernel module for this cell parameter set and BMS (generated, cached on disk, imported once)."""
+    return load_generated(kernel_source(cell, bms), "twin_battery_kernel_",
+                          "battery kernel for this cell and BMS parameter set")

@@ -139,43 +139,24 @@ _DZ_END = 1e-7  # |SOC change| below which the step means of OCV and dU/dT are t
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, inline="always")
-def _min8(x, n):
-    """Minimum of x[:n] (eight independent running minima, then combined)."""
+def _min8(x, n, sg=1.0):
+    """Minimum of x[:n] (with ``sg = -1``: the maximum), by eight independent running minima then combined (LLVM does
+    not vectorise a floating-point minimum over a loop)."""
     a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.inf
     n8 = n - n % 8
     for j in range(0, n8, 8):
-        a0 = min(a0, x[j])
-        a1 = min(a1, x[j + 1])
-        a2 = min(a2, x[j + 2])
-        a3 = min(a3, x[j + 3])
-        a4 = min(a4, x[j + 4])
-        a5 = min(a5, x[j + 5])
-        a6 = min(a6, x[j + 6])
-        a7 = min(a7, x[j + 7])
+        a0 = min(a0, sg * x[j])
+        a1 = min(a1, sg * x[j + 1])
+        a2 = min(a2, sg * x[j + 2])
+        a3 = min(a3, sg * x[j + 3])
+        a4 = min(a4, sg * x[j + 4])
+        a5 = min(a5, sg * x[j + 5])
+        a6 = min(a6, sg * x[j + 6])
+        a7 = min(a7, sg * x[j + 7])
     m = min(min(min(a0, a1), min(a2, a3)), min(min(a4, a5), min(a6, a7)))
     for j in range(n8, n):
-        m = min(m, x[j])
-    return m
-
-
-@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
-def _max8(x, n):
-    """Maximum of x[:n]."""
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = -np.inf
-    n8 = n - n % 8
-    for j in range(0, n8, 8):
-        a0 = max(a0, x[j])
-        a1 = max(a1, x[j + 1])
-        a2 = max(a2, x[j + 2])
-        a3 = max(a3, x[j + 3])
-        a4 = max(a4, x[j + 4])
-        a5 = max(a5, x[j + 5])
-        a6 = max(a6, x[j + 6])
-        a7 = max(a7, x[j + 7])
-    m = max(max(max(a0, a1), max(a2, a3)), max(max(a4, a5), max(a6, a7)))
-    for j in range(n8, n):
-        m = max(m, x[j])
-    return m
+        m = min(m, sg * x[j])
+    return sg * m
 
 
 @njit(cache=True, error_model="numpy")
@@ -889,10 +870,10 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, win, th, st, t_rack, 
                 o_rack[R_TMEAN, c, r, k] = racc[7, r] / ne
                 if record >= 1:
                     o_rack[R_SOCMIN, c, r, k] = _min8(P[W_Z + q], ne)
-                    o_rack[R_SOCMAX, c, r, k] = _max8(P[W_Z + q], ne)
+                    o_rack[R_SOCMAX, c, r, k] = _min8(P[W_Z + q], ne, -1.0)
                     o_rack[R_VMIN, c, r, k] = _min8(P[W_VM], ne)
-                    o_rack[R_VMAX, c, r, k] = _max8(P[W_VM], ne)
-                    o_rack[R_TMAX, c, r, k] = _max8(P[W_T + q], ne)
+                    o_rack[R_VMAX, c, r, k] = _min8(P[W_VM], ne, -1.0)
+                    o_rack[R_TMAX, c, r, k] = _min8(P[W_T + q], ne, -1.0)
                 if rec:
                     for j in range(ne):
                         o_el[E_V, c, r, j, k] = P[W_VM, j]

@@ -56,24 +56,19 @@ is (Estrin's scheme or fused multiply-adds would shorten it, at the price of rou
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import math
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 from numba import njit, prange
 
-from ._codegen import _cache_dir
+from ._codegen import load_generated
 from .cell import _FLOAT_OUT, MODE_CURRENT, MODE_POWER, _inputs
 from .params import CellParams, pack
 
 __all__ = ["CompiledCell", "kernel_source"]
 
 _BEGIN = "# --- kernel template (the generated module is a header of constants followed by this block) ---"
-_loaded: dict[str, object] = {}
 
 
 def _f(x: float) -> str:
@@ -164,24 +159,7 @@ def kernel_source(params: CellParams) -> str:
 
 
 def _kernel_for(params: CellParams):
-    src = kernel_source(params)
-    digest = hashlib.sha256(src.encode()).hexdigest()[:16]
-    if digest in _loaded:
-        return _loaded[digest]
-    name = f"twin_battery_cell_{digest}"
-    path = _cache_dir() / f"{name}.py"
-    if not path.exists() or path.read_text() != src:
-        sys.stderr.write("twin: compiling the cell kernel for this parameter set (first use on this machine, about "
-                         f"30 s; cached in {path.parent})\n")
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(src)
-        os.replace(tmp, path)
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    _loaded[digest] = mod
-    return mod
+    return load_generated(kernel_source(params), "twin_battery_cell_", "cell kernel for this parameter set")
 
 
 class CompiledCell:
