@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_battery_cell import _integral  # the exact table integral the energy balances use
 
 from twin.battery.cell import UNITS, simulate_current, simulate_power
 from twin.battery.fastcell import CompiledCell
@@ -134,18 +135,6 @@ def test_cells_run_alone_or_together_alike(fast):
 
 # --------------------------------------------------------------------------------------------------------------
 # energy balance (as tests/test_battery_cell.py)
-
-
-def _integral(xs, ys, a, b):
-    """Exact integral from a to b of the piecewise-linear table (constant beyond its ends), for arrays a, b."""
-    out = np.empty(np.broadcast(a, b).shape)
-    for j, (lo, hi) in enumerate(zip(np.ravel(a), np.ravel(b), strict=True)):
-        sgn = 1.0 if hi >= lo else -1.0
-        lo, hi = min(lo, hi), max(lo, hi)
-        pts = np.concatenate([[lo], xs[(xs > lo) & (xs < hi)], [hi]])
-        val = np.interp(pts, xs, ys)
-        out.flat[j] = sgn * np.sum(0.5 * (val[1:] + val[:-1]) * np.diff(pts))
-    return out
 
 
 def test_energy_balances_hold_exactly(cell, fast):
