@@ -104,6 +104,10 @@ def _header(cell: CellParams, bms: BmsModel) -> str:
     out += [_arr("_UG", ug), _arr("_PLO", lo), _arr("_PHI", hi), _arr("_PCF", cf), "", ""]
     tg, tlo, thi, tcf = derating_tables(bms)
     out += [_arr("_TG", tg), _arr("_TLO", tlo), _arr("_THI", thi), _arr("_TCF", tcf)]
+    for q, key in enumerate(("_R0", "_R1", "_T1", "_R2", "_T2")):
+        a, b = cf[:, 4 + 2 * q], cf[:, 5 + 2 * q]
+        const = bool(np.all(b == 0.0) and np.all(a == a[0]))
+        out += [f"{key}K = {const}", f"{key}V = {_f(a[0]) if const else '0.0'}"]
     out += [f"_SAME01 = {cell.ea_r0_j_per_mol == cell.ea_r1_j_per_mol}",
             f"_SAME12 = {cell.ea_r1_j_per_mol == cell.ea_r2_j_per_mol}"]
     return "\n".join(out) + "\n"

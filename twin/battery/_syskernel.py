@@ -107,6 +107,9 @@ _TLO = np.array([-1e300, 273.15])
 _THI = np.array([273.15, 1e300])
 _TCF = np.zeros((2, 4))
 _SAME01 = False  # activation energies of R0 and R1 equal (their Arrhenius factors one)
+# resistances and time constants that are constant in SOC (flag, value): compiled in, their rows not read
+_R0K = _R1K = _T1K = _R2K = _T2K = False
+_R0V = _R1V = _T1V = _R2V = _T2V = 0.0
 _SAME12 = False  # of R1 and R2
 # --- end of table functions ---
 
@@ -270,11 +273,11 @@ def _sums3(a, b, c):
 def _par_a(z0, t0, rsj, r0ca, r0cb, r1ca, r1cb, t1ca, t1cb, r2ca, r2cb, t2ca, t2cb, f0, f1, f2, kt):
     """Resistances (ohm) and time constants (s) at SOC z0 (the tables of its cached piece) and the Arrhenius factors
     f0-f2; ``y_i = -dt / tau_i``, and 1 / (R1 R2) (one division serves both)."""
-    r0 = (r0ca + r0cb * z0) * f0 * rsj
-    r1 = (r1ca + r1cb * z0) * f1 * rsj
-    tau1 = (t1ca + t1cb * z0) * f1
-    r2 = (r2ca + r2cb * z0) * f2 * rsj
-    tau2 = (t2ca + t2cb * z0) * f2
+    r0 = (_R0V if _R0K else r0ca + r0cb * z0) * f0 * rsj
+    r1 = (_R1V if _R1K else r1ca + r1cb * z0) * f1 * rsj
+    tau1 = (_T1V if _T1K else t1ca + t1cb * z0) * f1
+    r2 = (_R2V if _R2K else r2ca + r2cb * z0) * f2 * rsj
+    tau2 = (_T2V if _T2K else t2ca + t2cb * z0) * f2
     tt = tau1 * tau2
     rr = r1 * r2
     dd = 1.0 / (tt * rr)  # divisions are the slowest vector operations
