@@ -39,7 +39,7 @@ Thermal network (``thermal`` parameter set of the container, ``models/battery/th
 
 Performance: one element loop per step, vectorised by LLVM across cells, with the parameter set's tables compiled in
 and cached per element as the piece holding its SOC and temperature (:mod:`twin.battery._syskernel`): about 8e7
-cell-steps/s on one thread, every cell of the seed system for a day at 1 s in about 10.4 s on the 2-core development
+cell-steps/s on one thread, every cell of the seed system for a day at 1 s in 10-11 s on the 2-core development
 machine (``benchmarks/bench_battery.py``). The first run of a new parameter set compiles its kernel (about 40 s),
 cached on disk afterwards (:mod:`twin.battery._codegen`).
 """
