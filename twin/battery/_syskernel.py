@@ -209,7 +209,7 @@ def _n_leaving(z, kz, lo, hi, ii):
 
 
 @njit(cache=True, error_model="numpy")
-def _repiece(P, p, ii, t_ref, fix, nfix):
+def _repiece(P, p, ii, t_ref, fix, nfix, ne):
     """Elements whose SOC path at cell current ii leaves their cached piece: cache the piece of the end SOC, and
     correct the step means of OCV and dU/dT (rows W_CU, W_CD) to the exact path integral across the breakpoints
     (the element loop takes the mean of the ends, exact within one piece). Clears the previous corrections (the
@@ -218,7 +218,7 @@ def _repiece(P, p, ii, t_ref, fix, nfix):
         P[W_CU, fix[q]] = 0.0
         P[W_CD, fix[q]] = 0.0
     n = 0
-    for j in range(P.shape[1]):
+    for j in range(ne):
         z0 = P[W_Z + p, j]
         z1 = z0 - ii * P[W_KZ, j]
         if min(z0, z1) >= P[W_LO, j] and max(z0, z1) < P[W_HI, j]:
@@ -325,7 +325,8 @@ def _p1(z, t, v1, v2, kz, qdt, rs, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca,
     """Every element's step parameters and bounds at the state, the exponentials evaluated afresh (Arrhenius,
     REFERENCE.md; exact RC update); returns the sums of e_m and g_m. The element loop of _p2 updates the same
     exponentials from these by their change (rows xo .. y2o)."""
-    kt = (kc[0], kc[1], kc[2], kc[3], kc[4], kc[5], kc[6], kc[7], kc[8], kc[9], kc[10], kc[11], kc[12], kc[13], kc[14], kc[15], kc[16], kc[17], kc[18], kc[19], kc[20], kc[21], kc[22])
+    kt = (kc[0], kc[1], kc[2], kc[3], kc[4], kc[5], kc[6], kc[7], kc[8], kc[9], kc[10], kc[11], kc[12], kc[13],
+          kc[14], kc[15], kc[16], kc[17], kc[18], kc[19], kc[20], kc[21], kc[22])
     itr = 1.0 / kt[K_TREF]
     se = 0.0
     sg = 0.0
@@ -370,7 +371,8 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
     expm1(d)), d at most _DINC). Returns the sums over the elements of v_mean, q_irr, q_rev, p_rc, the Gibbs release
     (W), e_m and g_m, and counts in one number (see _counts): elements that break a limit, whose exponentials moved
     too far for the update (then _p1 evaluates the rack afresh) and whose temperature left its derating piece."""
-    kt = (kc[0], kc[1], kc[2], kc[3], kc[4], kc[5], kc[6], kc[7], kc[8], kc[9], kc[10], kc[11], kc[12], kc[13], kc[14], kc[15], kc[16], kc[17], kc[18], kc[19], kc[20], kc[21], kc[22])
+    kt = (kc[0], kc[1], kc[2], kc[3], kc[4], kc[5], kc[6], kc[7], kc[8], kc[9], kc[10], kc[11], kc[12], kc[13],
+          kc[14], kc[15], kc[16], kc[17], kc[18], kc[19], kc[20], kc[21], kc[22])
     dt = kt[K_DT]
     idt = 1.0 / dt
     t_ref = kt[K_TREF]
@@ -492,10 +494,10 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
 
 
 @njit(cache=True, error_model="numpy")
-def _t_repiece(P, p, bounds, kc):
+def _t_repiece(P, p, bounds, kc, ne):
     """Elements whose temperature (buffer p) left the derating piece cached for them: cache the piece holding it
     and, with ``bounds``, rewrite their derated current bounds (rows W_DCUR, W_CCUR) as _par_b computes them."""
-    for j in range(P.shape[1]):
+    for j in range(ne):
         t = P[W_T + p, j]
         if t >= P[W_TLO, j] and t < P[W_THI, j]:
             continue
@@ -526,10 +528,11 @@ def _prime(c, st, wk, kc, p, fix, nfix, rk, s_mult, p_mult):
     """Load container c's element states into buffer p of its work array, cache each element's table piece and
     evaluate the first step's parameters and bounds into ``rk`` (see _bounds)."""
     nr = wk.shape[0]
+    ne = st.shape[3]
     dt = kc[K_DT]
     for r in range(nr):
         P = wk[r]
-        for j in range(P.shape[1]):
+        for j in range(ne):
             P[W_Z + p, j] = st[c, r, S_Z, j]
             P[W_V1 + p, j] = st[c, r, S_V1, j]
             P[W_V2 + p, j] = st[c, r, S_V2, j]
@@ -542,37 +545,41 @@ def _prime(c, st, wk, kc, p, fix, nfix, rk, s_mult, p_mult):
             _set_piece(P, j, _find_piece(P[W_Z + p, j]))
             P[W_TLO, j] = np.inf  # no derating piece cached yet
         nfix[r] = 0
-        _t_repiece(P, p, False, kc)
-        se, sg = _p1_rack(P, p, kc)
-        _bounds(P, p, r, se, sg, rk, s_mult, p_mult)
+        _t_repiece(P, p, False, kc, ne)
+        se, sg = _p1_rack(P, p, kc, ne)
+        _bounds(P, p, r, se, sg, rk, s_mult, p_mult, ne)
 
 
 @njit(cache=True, error_model="numpy", fastmath=True)
-def _p1_rack(P, p, kc):
-    return _p1(P[W_Z + p], P[W_T + p], P[W_V1 + p], P[W_V2 + p], P[W_KZ], P[W_QDT], P[W_RS], P[W_CF + CF_OA],
-               P[W_CF + CF_OB], P[W_CF + CF_DA], P[W_CF + CF_DB], P[W_CF + CF_R0A], P[W_CF + CF_R0B],
-               P[W_CF + CF_R1A], P[W_CF + CF_R1B], P[W_CF + CF_T1A], P[W_CF + CF_T1B], P[W_CF + CF_R2A],
-               P[W_CF + CF_R2B], P[W_CF + CF_T2A], P[W_CF + CF_T2B], P[W_CF + CF_BCA], P[W_CF + CF_BCB],
-               P[W_CF + CF_BDA], P[W_CF + CF_BDB], P[W_TCA], P[W_TCB], P[W_TDA], P[W_TDB], P[W_R0], P[W_R1], P[W_R2],
-               P[W_M1], P[W_M2], P[W_PH1], P[W_PH2],
-               P[W_C1], P[W_C2], P[W_OCVT], P[W_DU], P[W_DCUR], P[W_DVOL], P[W_CCUR], P[W_CVOL],
-               P[W_XA], P[W_F0], P[W_F1], P[W_F2], P[W_Y1], P[W_Y2], kc)
+def _p1_rack(P, p, kc, n):
+    return _p1(P[W_Z + p, :n], P[W_T + p, :n], P[W_V1 + p, :n], P[W_V2 + p, :n], P[W_KZ, :n], P[W_QDT, :n],
+               P[W_RS, :n], P[W_CF + CF_OA, :n], P[W_CF + CF_OB, :n], P[W_CF + CF_DA, :n], P[W_CF + CF_DB, :n],
+               P[W_CF + CF_R0A, :n], P[W_CF + CF_R0B, :n], P[W_CF + CF_R1A, :n], P[W_CF + CF_R1B, :n],
+               P[W_CF + CF_T1A, :n], P[W_CF + CF_T1B, :n], P[W_CF + CF_R2A, :n], P[W_CF + CF_R2B, :n],
+               P[W_CF + CF_T2A, :n], P[W_CF + CF_T2B, :n], P[W_CF + CF_BCA, :n], P[W_CF + CF_BCB, :n],
+               P[W_CF + CF_BDA, :n], P[W_CF + CF_BDB, :n], P[W_TCA, :n], P[W_TCB, :n], P[W_TDA, :n], P[W_TDB, :n],
+               P[W_R0, :n], P[W_R1, :n], P[W_R2, :n], P[W_M1, :n], P[W_M2, :n], P[W_PH1, :n], P[W_PH2, :n],
+               P[W_C1, :n], P[W_C2, :n], P[W_OCVT, :n], P[W_DU, :n], P[W_DCUR, :n], P[W_DVOL, :n], P[W_CCUR, :n],
+               P[W_CVOL, :n], P[W_XA, :n], P[W_F0, :n], P[W_F1, :n], P[W_F2, :n], P[W_Y1, :n], P[W_Y2, :n], kc)
 
 
 @njit(cache=True, error_model="numpy", fastmath=True)
-def _p2_rack(P, p, ii, hs, tr, kc, nextp, rec):
+def _p2_rack(P, p, ii, hs, tr, kc, nextp, rec, n):
     """_p2 on rack P (state buffer p). Callers pass ``nextp`` and ``rec`` as literals: numba then compiles a variant
     of _p2 for each without the other's branches (with run-time flags LLVM does not vectorise its loop)."""
     q = 1 - p
-    return _p2(P[W_Z + p], P[W_T + p], P[W_V1 + p], P[W_V2 + p], P[W_Z + q], P[W_T + q], P[W_V1 + q], P[W_V2 + q],
-               P[W_KZ], P[W_QDT], P[W_RS], P[W_CU], P[W_CD], P[W_CF + CF_OA], P[W_CF + CF_OB], P[W_CF + CF_DA],
-               P[W_CF + CF_DB], P[W_CF + CF_R0A], P[W_CF + CF_R0B], P[W_CF + CF_R1A], P[W_CF + CF_R1B],
-               P[W_CF + CF_T1A], P[W_CF + CF_T1B], P[W_CF + CF_R2A], P[W_CF + CF_R2B], P[W_CF + CF_T2A],
-               P[W_CF + CF_T2B], P[W_CF + CF_BCA], P[W_CF + CF_BCB], P[W_CF + CF_BDA], P[W_CF + CF_BDB], P[W_TLO],
-               P[W_THI], P[W_TCA], P[W_TCB], P[W_TDA], P[W_TDB], P[W_R0], P[W_R1], P[W_R2], P[W_M1], P[W_M2], P[W_PH1], P[W_PH2], P[W_C1], P[W_C2], P[W_OCVT],
-               P[W_DU], P[W_DCUR], P[W_DVOL], P[W_CCUR], P[W_CVOL], P[W_XA],
-               P[W_F0], P[W_F1], P[W_F2], P[W_Y1], P[W_Y2], P[W_VM], P[W_VE], P[W_QI], P[W_QR], P[W_QA], P[W_PRC], ii,
-               hs, tr, kc, nextp, rec)
+    return _p2(P[W_Z + p, :n], P[W_T + p, :n], P[W_V1 + p, :n], P[W_V2 + p, :n], P[W_Z + q, :n], P[W_T + q, :n],
+               P[W_V1 + q, :n], P[W_V2 + q, :n], P[W_KZ, :n], P[W_QDT, :n], P[W_RS, :n], P[W_CU, :n], P[W_CD, :n],
+               P[W_CF + CF_OA, :n], P[W_CF + CF_OB, :n], P[W_CF + CF_DA, :n], P[W_CF + CF_DB, :n],
+               P[W_CF + CF_R0A, :n], P[W_CF + CF_R0B, :n], P[W_CF + CF_R1A, :n], P[W_CF + CF_R1B, :n],
+               P[W_CF + CF_T1A, :n], P[W_CF + CF_T1B, :n], P[W_CF + CF_R2A, :n], P[W_CF + CF_R2B, :n],
+               P[W_CF + CF_T2A, :n], P[W_CF + CF_T2B, :n], P[W_CF + CF_BCA, :n], P[W_CF + CF_BCB, :n],
+               P[W_CF + CF_BDA, :n], P[W_CF + CF_BDB, :n], P[W_TLO, :n], P[W_THI, :n], P[W_TCA, :n], P[W_TCB, :n],
+               P[W_TDA, :n], P[W_TDB, :n], P[W_R0, :n], P[W_R1, :n], P[W_R2, :n], P[W_M1, :n], P[W_M2, :n],
+               P[W_PH1, :n], P[W_PH2, :n], P[W_C1, :n], P[W_C2, :n], P[W_OCVT, :n], P[W_DU, :n], P[W_DCUR, :n],
+               P[W_DVOL, :n], P[W_CCUR, :n], P[W_CVOL, :n], P[W_XA, :n], P[W_F0, :n], P[W_F1, :n], P[W_F2, :n],
+               P[W_Y1, :n], P[W_Y2, :n], P[W_VM, :n], P[W_VE, :n], P[W_QI, :n], P[W_QR, :n], P[W_QA, :n],
+               P[W_PRC, :n], ii, hs, tr, kc, nextp, rec)
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, inline="always")
@@ -593,13 +600,12 @@ def _min8_soc(z, qdt, n, o, sg):
 
 
 @njit(cache=True, error_model="numpy", fastmath=True)
-def _bounds(P, p, r, se, sg, rk, s_mult, p_mult):
+def _bounds(P, p, r, se, sg, rk, s_mult, p_mult, ne):
     """Rack r's affine bus model and current bounds for the coming step from state buffer p (``rk`` rows: 0 E (V,
     open-circuit part of the step-mean rack voltage without hysteresis), 1 G (ohm), 2-4 highest discharge current (A)
     by BMS current limit, SOC, voltage; 5-7 highest charge current (magnitude)). Each element's step-mean voltage is
     ``e_m - g_m i`` (and likewise at the start and end of the step), exact while the SOC stays within one piece of
     the tables."""
-    ne = P.shape[1]
     rk[0, r] = s_mult * se
     rk[1, r] = s_mult * sg / p_mult
     rk[2, r] = p_mult * _min8(P[W_DCUR], ne)
@@ -611,7 +617,7 @@ def _bounds(P, p, r, se, sg, rk, s_mult, p_mult):
 
 
 @njit(cache=True, error_model="numpy", fastmath=True)
-def _step_racks(wk, p, cur, p_mult, hs, t_node, kc, fix, nfix, nextp, rec, racc):
+def _step_racks(wk, p, cur, p_mult, hs, t_node, kc, fix, nfix, nextp, rec, racc, ne):
     """Exact step of every element of a container at the rack currents ``cur`` (A per rack); the new states go to
     buffer 1 - p, and with ``nextp`` the next step's parameters over the step's own. Per rack sums into ``racc``
     (rows: sum v_mean, heat to the rack node q_amb (W), q_irr, q_rev, p_rc, Gibbs release (W), sum of SOC, of
@@ -621,12 +627,12 @@ def _step_racks(wk, p, cur, p_mult, hs, t_node, kc, fix, nfix, nextp, rec, racc)
     for r in range(wk.shape[0]):
         P = wk[r]
         ii = cur[r] / p_mult
-        if _n_leaving(P[W_Z + p], P[W_KZ], P[W_LO], P[W_HI], ii) > 0.0 or nfix[r] > 0:
-            nfix[r] = _repiece(P, p, ii, kc[K_TREF], fix[r], nfix[r])
-        s_v, s_qi, s_qr, s_prc, s_dg, s_em, s_gm, codes = _p2_rack(P, p, ii, hs, t_node[r], kc, nextp, rec)
+        if _n_leaving(P[W_Z + p, :ne], P[W_KZ, :ne], P[W_LO, :ne], P[W_HI, :ne], ii) > 0.0 or nfix[r] > 0:
+            nfix[r] = _repiece(P, p, ii, kc[K_TREF], fix[r], nfix[r], ne)
+        s_v, s_qi, s_qr, s_prc, s_dg, s_em, s_gm, codes = _p2_rack(P, p, ii, hs, t_node[r], kc, nextp, rec, ne)
         n_x, n_far, n_tp = _counts(codes)
         n_ex += n_x
-        s_z, s_t, s_t0 = _sums3(P[W_Z + 1 - p], P[W_T + 1 - p], P[W_T + p])
+        s_z, s_t, s_t0 = _sums3(P[W_Z + 1 - p, :ne], P[W_T + 1 - p, :ne], P[W_T + p, :ne])
         racc[0, r] = s_v
         racc[1, r] = s_qi + s_qr - (s_t - s_t0) / gdt
         racc[2, r] = s_qi
@@ -639,10 +645,21 @@ def _step_racks(wk, p, cur, p_mult, hs, t_node, kc, fix, nfix, nextp, rec, racc)
         racc[9, r] = s_em
         racc[10, r] = s_gm
         if n_far > 0.0 or n_tp > 0.0:
-            _t_repiece(P, 1 - p, n_far == 0.0, kc)
+            _t_repiece(P, 1 - p, n_far == 0.0, kc, ne)
         if n_far > 0.0:  # an exponential moved too far for the update: the next step's parameters afresh
-            racc[9, r], racc[10, r] = _p1_rack(P, 1 - p, kc)
+            racc[9, r], racc[10, r] = _p1_rack(P, 1 - p, kc, ne)
     return n_ex
+
+
+@njit(cache=True, error_model="numpy")
+def _padded(ne):
+    """Row length of the work array: ``ne`` rounded up to an odd number of 64-byte cache lines. The element loop
+    reads and writes some 50 rows at the same index; with a row a multiple of 4 KB long (512 elements, say) they
+    all fall into the same few sets of the 8-way L1 cache and evict each other (five times slower)."""
+    lines = (ne + 7) // 8
+    if lines % 2 == 0:
+        lines += 1
+    return lines * 8
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, parallel=True)
@@ -695,7 +712,7 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, win, th, st, t_rack, 
     nsp = s_mult * p_mult
     idt = 1.0 / dt
     for c in prange(nc):
-        wk = np.empty((nr, N_W, ne))
+        wk = np.empty((nr, N_W, _padded(ne)))
         rk = np.empty((8, nr))
         racc = np.empty((11, nr))
         fix = np.empty((nr, ne), dtype=np.int64)
@@ -817,16 +834,16 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, win, th, st, t_rack, 
             for r in range(nr):
                 cur[r] = alpha[r] + beta[r] * ic
             if rec:  # literal flags (see _p2_rack)
-                n_ex = _step_racks(wk, par, cur, p_mult, hs, t_node, kc, fix, nfix, True, True, racc)
+                n_ex = _step_racks(wk, par, cur, p_mult, hs, t_node, kc, fix, nfix, True, True, racc, ne)
             else:
-                n_ex = _step_racks(wk, par, cur, p_mult, hs, t_node, kc, fix, nfix, True, False, racc)
+                n_ex = _step_racks(wk, par, cur, p_mult, hs, t_node, kc, fix, nfix, True, False, racc, ne)
             if n_ex > 0.0:
                 flag |= F_BISECT
                 # the step's own parameters again (the loop wrote the next step's over them), at the pieces of z0
                 for r in range(nr):
-                    nfix[r] = _repiece(wk[r], par, 0.0, kc[K_TREF], fix[r], nfix[r])
-                    _t_repiece(wk[r], par, False, kc)
-                    _p1_rack(wk[r], par, kc)
+                    nfix[r] = _repiece(wk[r], par, 0.0, kc[K_TREF], fix[r], nfix[r], ne)
+                    _t_repiece(wk[r], par, False, kc, ne)
+                    _p1_rack(wk[r], par, kc, ne)
                 s_lo = 0.0
                 s_hi = 1.0
                 i0 = min(max(0.0, i_lo), i_hi)  # the least current the affine model allows
@@ -834,7 +851,7 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, win, th, st, t_rack, 
                     s = 0.5 * (s_lo + s_hi)
                     for r in range(nr):
                         cur[r] = alpha[r] + beta[r] * (i0 + (ic - i0) * s)
-                    if _step_racks(wk, par, cur, p_mult, hs, t_node, kc, fix, nfix, False, False, racc) > 0.0:
+                    if _step_racks(wk, par, cur, p_mult, hs, t_node, kc, fix, nfix, False, False, racc, ne) > 0.0:
                         s_hi = s
                     else:
                         s_lo = s
@@ -842,9 +859,9 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, win, th, st, t_rack, 
                 for r in range(nr):
                     cur[r] = alpha[r] + beta[r] * ic
                 if rec:
-                    n_ex = _step_racks(wk, par, cur, p_mult, hs, t_node, kc, fix, nfix, True, True, racc)
+                    n_ex = _step_racks(wk, par, cur, p_mult, hs, t_node, kc, fix, nfix, True, True, racc, ne)
                 else:
-                    n_ex = _step_racks(wk, par, cur, p_mult, hs, t_node, kc, fix, nfix, True, False, racc)
+                    n_ex = _step_racks(wk, par, cur, p_mult, hs, t_node, kc, fix, nfix, True, False, racc, ne)
                 if n_ex > 0.0:
                     flag |= F_NONE
             # ---- rack figures and the next step's bounds; the new state (buffer q) becomes the step's start
@@ -888,7 +905,7 @@ def run_system(mode, req, t_amb, dt, s_mult, p_mult, scal, win, th, st, t_rack, 
                         o_el[E_QREV, c, r, j, k] = P[W_QR, j]
                         o_el[E_QAMB, c, r, j, k] = P[W_QA, j]
                         o_el[E_PRC, c, r, j, k] = P[W_PRC, j]
-                _bounds(P, q, r, racc[9, r], racc[10, r], rk, s_mult, p_mult)
+                _bounds(P, q, r, racc[9, r], racc[10, r], rk, s_mult, p_mult, ne)
             par = q
             # ---- rack and air nodes (backward Euler) with the HVAC holding the air between its set points
             ta = t_amb[c, k]
