@@ -163,17 +163,23 @@ def _min8(x, n, sg=1.0):
 
 
 @njit(cache=True, error_model="numpy")
-def _find_piece(z):
-    """Index of the piece of the union SOC grid holding z (the number of grid points <= z)."""
+def _n_le(xs, x):
+    """The number of points of the increasing grid xs that are <= x: the index of the piece holding x."""
     lo = 0
-    hi = _UG.size
+    hi = xs.size
     while lo < hi:
         mid = (lo + hi) >> 1
-        if _UG[mid] <= z:
+        if xs[mid] <= x:
             lo = mid + 1
         else:
             hi = mid
     return lo
+
+
+@njit(cache=True, error_model="numpy")
+def _find_piece(z):
+    """Index of the piece of the union SOC grid holding z."""
+    return _n_le(_UG, z)
 
 
 @njit(cache=True, error_model="numpy")
@@ -501,14 +507,7 @@ def _t_repiece(P, p, bounds, kc, ne):
         t = P[W_T + p, j]
         if t >= P[W_TLO, j] and t < P[W_THI, j]:
             continue
-        lo = 0
-        hi = _TG.size
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if _TG[mid] <= t:
-                lo = mid + 1
-            else:
-                hi = mid
+        lo = _n_le(_TG, t)
         P[W_TLO, j] = _TLO[lo]
         P[W_THI, j] = _THI[lo]
         P[W_TCA, j] = _TCF[lo, 0]
