@@ -6,15 +6,18 @@ modelled elements in series. An element stands for ``s_mult`` identical cells in
 
 Per step and container: the affine model of every element's voltage in its current (from the step's parameters,
 summed per rack) gives the DC bus solution (rack voltages equal, currents sum to the request) and turns every limit
-into a bound on the container current; then one loop per rack steps every element exactly at its rack's current and,
-in the same pass, evaluates the next step's parameters, affine model and bounds at the new state. If the exact step
-breaks a limit that the affine model did not see (an OCV table breakpoint crossed within the step), the step's
-parameters are evaluated again and the container current is reduced by bisection (rare). Then the rack and air nodes
+into a bound on the container current; then per rack one loop steps every element exactly at its rack's current
+(_p2), a second evaluates the next step's parameters at the new state (_p3) and a third their affine model and bounds
+(_p4). If the exact step breaks a limit that the affine model did not see (an OCV table breakpoint crossed within the
+step), the step's parameters are evaluated again and the container current is reduced by bisection (rare). Then the rack and air nodes
 of the thermal network are advanced (backward Euler) with the HVAC.
 
-What makes the element loop fast (LLVM vectorises it across elements; about 12 ns per cell-step on one thread of the
-2-core development machine, against 30 ns for separate parameter and step passes with tables evaluated in full):
+What makes the element loops fast (LLVM vectorises them across elements; about 10 ns per cell-step on one thread of
+the 2-core development machine, against 30 ns for separate parameter and step passes with tables evaluated in full):
 
+- Three loops, not one: each holds few enough values for the 32 vector registers. Fused into one loop (which reads
+  every row once) they ran at 12 ns per cell-step, the spills to the stack costing more than the rows read twice;
+  two loops (step; parameters and bounds) at 11.
 - Tables: every SOC table (OCV, dU/dT, resistances, time constants, BMS SOC taper) is linear within each piece of
   the union of their grids, and an element's SOC stays in one piece for hundreds of steps, so each element carries
   its piece's coefficients (rows W_CF..) and a table costs one multiply-add. Within a piece the step means of OCV
@@ -257,7 +260,7 @@ _C_TP = 65536.0 * 65536.0
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _counts(codes):
-    """Unpack _p2's counts: elements breaking a limit, far exponentials, left derating pieces."""
+    """Unpack the counts of _p2 and _p3: elements breaking a limit, far exponentials, left derating pieces."""
     n_tp = math.floor(codes / _C_TP)
     rest = codes - n_tp * _C_TP
     n_far = math.floor(rest / _C_FAR)
@@ -294,16 +297,25 @@ def _par_a(z0, t0, rsj, r0ca, r0cb, r1ca, r1cb, t1ca, t1cb, r2ca, r2cb, t2ca, t2
 @njit(cache=True, error_model="numpy", fastmath=True, inline="always")
 def _par_b(z0, t0, v10, v20, kz, r0, r1, r2, tau1, tau2, m1, m2, ir12, oa, ob, da, db, bca, bcb, bda, bdb, tca, tcb, tda,
            tdb, kt):
-    """The rest of an element's step parameters (exact RC factors from m_i = 1 - exp(-dt/tau_i), Plett 2015, 3.4),
-    the affine models ``v(i) = e - g i`` of its step-mean voltage and the bounds on its cell current (A): BMS current
-    limit (derated) and voltage (start, mean and end of the step), each way (the SOC bounds are taken from the state
-    by _bounds). Branch-free."""
+    """The rest of an element's step parameters (exact RC factors from m_i = 1 - exp(-dt/tau_i), Plett 2015, 3.4)
+    and, by _par_c, its affine models and bounds."""
     idt = 1.0 / kt[K_DT]
+    ph1 = m1 * tau1 * idt
+    ph2 = m2 * tau2 * idt
+    ocv, du, e_m, g_m, dcur, dvol, ccur, cvol = _par_c(z0, t0, v10, v20, kz, r0, r1, r2, m1, m2, ph1, ph2, oa, ob,
+                                                       da, db, bca, bcb, bda, bdb, tca, tcb, tda, tdb, kt)
+    return ph1, ph2, tau1 * r2 * ir12, tau2 * r1 * ir12, ocv, du, e_m, g_m, dcur, dvol, ccur, cvol
+
+
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
+def _par_c(z0, t0, v10, v20, kz, r0, r1, r2, m1, m2, ph1, ph2, oa, ob, da, db, bca, bcb, bda, bdb, tca, tcb, tda, tdb,
+           kt):
+    """An element's OCV (V) and dU/dT (V/K) at its state, the affine models ``v(i) = e - g i`` of its step-mean
+    voltage and the bounds on its cell current (A): BMS current limit (derated) and voltage (start, mean and end of
+    the step), each way (the SOC bounds are taken from the state by _bounds). Branch-free."""
     du = da + db * z0
     a1 = 1.0 - m1
     a2 = 1.0 - m2
-    ph1 = m1 * tau1 * idt
-    ph2 = m2 * tau2 * idt
     ocv = oa + ob * z0 + (t0 - kt[K_TREF]) * du
     slope = ob  # dOCV/dSOC of the affine model (its temperature term, < 1e-5 of R, is left out)
     e_s = ocv - v10 - v20
@@ -319,9 +331,8 @@ def _par_b(z0, t0, v10, v20, kz, r0, r1, r2, tau1, tau2, m1, m2, ir12, oa, ob, d
     hi = kt[K_HI]
     dvol = min(min((e_s - lo) * i_s, (e_m - lo) * i_m), (e_e - lo) * i_e)
     cvol = min(min((hi - e_s) * i_s, (hi - e_m) * i_m), (hi - e_e) * i_e)
-    return (ph1, ph2, tau1 * r2 * ir12, tau2 * r1 * ir12, ocv, du, e_m, g_m,
-            kt[K_IMDIS] * (tda + tdb * t0) * (bda + bdb * z0), dvol, kt[K_IMCH] * (tca + tcb * t0) * (bca + bcb * z0),
-            cvol)
+    return (ocv, du, e_m, g_m, kt[K_IMDIS] * (tda + tdb * t0) * (bda + bdb * z0), dvol,
+            kt[K_IMCH] * (tca + tcb * t0) * (bca + bcb * z0), cvol)
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, **_NA)
@@ -367,22 +378,18 @@ def _p1(z, t, v1, v2, kz, qdt, rs, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca,
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, **_NA)
-def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca, t1cb,
-        r2ca, r2cb, t2ca, t2cb, bca, bcb, bda, bdb, tlo, thi, tca, tcb, tda, tdb, r0a, r1a, r2a, m1a, m2a, ph1a, ph2a,
-        c1a, c2a, ocva, dua, dcur, dvol, ccur, cvol, xa, f0a, f1a, f2a, y1a, y2a, vmo, veo, qio, qro, qao, prco, ii, hs,
-        tr, kc, nextp, rec):
+def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, cu, cd, oa, ob, da, db, r0a, r1a, r2a, m1a, m2a, ph1a, ph2a, c1a, c2a,
+        ocva, dua, vmo, veo, qio, qro, qao, prco, ii, hs, tr, kc, rec):
     """Exact step of each element at cell current ``ii`` (see the module docstring of twin.battery.cell), from the
-    parameters in r0a .. dua; with ``nextp`` the same loop then writes the next step's parameters and bounds at the
-    new state over them, its exponentials updated from the step's by their change (exp(x + d) = exp(x) (1 +
-    expm1(d)), d at most _DINC). Returns the sums over the elements of v_mean, q_irr, q_rev, p_rc, the Gibbs release
-    (W), e_m and g_m, and counts in one number (see _counts): elements that break a limit, whose exponentials moved
-    too far for the update (then _p1 evaluates the rack afresh) and whose temperature left its derating piece."""
+    parameters in r0a .. dua; the new state goes to zn .. v2n. Returns the sums over the elements of v_mean, q_irr,
+    q_rev, p_rc and the Gibbs release (W), and the number of elements that break a limit. The next step's
+    parameters are _p3's: in one loop with this one, the loop held too many values for the registers (about 10 %
+    slower)."""
     kt = (kc[0], kc[1], kc[2], kc[3], kc[4], kc[5], kc[6], kc[7], kc[8], kc[9], kc[10], kc[11], kc[12], kc[13],
           kc[14], kc[15], kc[16], kc[17], kc[18], kc[19], kc[20], kc[21], kc[22])
     dt = kt[K_DT]
     idt = 1.0 / dt
     t_ref = kt[K_TREF]
-    itr = 1.0 / t_ref
     rth = kt[K_RTH]
     ath = kt[K_ATH]
     phth = kt[K_PHTH]
@@ -393,10 +400,7 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
     tmin = kt[K_TMIN]
     tmax = kt[K_TMAX]
     vtol = kt[K_VTOL]
-    e0 = kt[K_E0]
-    e1 = kt[K_E1]
-    e2 = kt[K_E2]
-    s_v = s_qi = s_qr = s_prc = s_dg = s_em = s_gm = codes = 0.0  # few accumulators: each holds a register
+    s_v = s_qi = s_qr = s_prc = s_dg = codes = 0.0  # few accumulators: each holds a register
     for j in range(z.size):
         z0 = z[j]
         kzj = kz[j]
@@ -463,40 +467,82 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, qdt, rs, cu, cd, oa, ob, da, db, r0c
             qro[j] = q_rev
             qao[j] = (ts - tr + (t0 - ts) * phth) * grth
             prco[j] = prc
-        if nextp:
-            x = 1.0 / t1 - itr
-            dx = x - xa[j]
-            f0 = f0a[j] * (1.0 + _em1(e0 * dx))  # Arrhenius (REFERENCE.md), updated by its change
-            f1 = f0 if _SAME01 else f1a[j] * (1.0 + _em1(e1 * dx))
-            f2 = f1 if _SAME12 else f2a[j] * (1.0 + _em1(e2 * dx))
-            r0, r1, r2, tau1, tau2, y1, y2, ir12 = _par_a(z1, t1, rs[j], r0ca[j], r0cb[j], r1ca[j], r1cb[j], t1ca[j],
-                                                          t1cb[j], r2ca[j], r2cb[j], t2ca[j], t2cb[j], f0, f1, f2, kt)
-            dy1 = y1 - y1a[j]
-            dy2 = y2 - y2a[j]
-            m1 = m1 - a1 * _em1(dy1)  # 1 - exp(y + dy) = m - (1 - m) expm1(dy)
-            m2 = m2 - a2 * _em1(dy2)
-            far = max(max(abs(dy1), abs(dy2)), abs(max(max(e0, e1), e2) * dx))
-            codes += _C_FAR if far > _DINC else 0.0
-            (ph1a[j], ph2a[j], c1a[j], c2a[j], ocva[j], dua[j], e_m, g_m, dcur[j], dvol[j], ccur[j],
-             cvol[j]) = _par_b(z1, t1, v1e, v2e, kzj, r0, r1, r2, tau1, tau2, m1, m2, ir12, oa[j], ob1, da[j],
-                               db[j], bca[j], bcb[j], bda[j], bdb[j], tca[j], tcb[j], tda[j], tdb[j], kt)
-            codes += _C_TP if (t1 < tlo[j]) | (t1 >= thi[j]) else 0.0  # left its derating piece: _t_repiece
-            r0a[j] = r0
-            r1a[j] = r1
-            r2a[j] = r2
-            m1a[j] = m1
-            m2a[j] = m2
-            xa[j] = x
-            f0a[j] = f0
-            if not _SAME01:
-                f1a[j] = f1
-            if not _SAME12:
-                f2a[j] = f2
-            y1a[j] = y1
-            y2a[j] = y2
-            s_em += e_m
-            s_gm += g_m
-    return s_v, s_qi, s_qr, s_prc, s_dg, s_em, s_gm, codes
+    return s_v, s_qi, s_qr, s_prc, s_dg, codes
+
+
+@njit(cache=True, error_model="numpy", fastmath=True, **_NA)
+def _p3(zn, tn, v1n, v2n, kz, rs, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca, t1cb, r2ca, r2cb, t2ca, t2cb, bca,
+        bcb, bda, bdb, tlo, thi, tca, tcb, tda, tdb, r0a, r1a, r2a, m1a, m2a, ph1a, ph2a, c1a, c2a, ocva, dua, dcur,
+        dvol, ccur, cvol, xa, f0a, f1a, f2a, y1a, y2a, kc):
+    """The next step's parameters and bounds at the new state (zn .. v2n) over the step's own (r0a .. y2a), the
+    exponentials updated from the step's by their change (exp(x + d) = exp(x) (1 + expm1(d)), d at most _DINC).
+    Returns the sums over the elements of e_m and g_m, and counts in one number (see _counts): elements whose
+    exponentials moved too far for the update (then _p1 evaluates the rack afresh) and whose temperature left its
+    derating piece."""
+    kt = (kc[0], kc[1], kc[2], kc[3], kc[4], kc[5], kc[6], kc[7], kc[8], kc[9], kc[10], kc[11], kc[12], kc[13],
+          kc[14], kc[15], kc[16], kc[17], kc[18], kc[19], kc[20], kc[21], kc[22])
+    itr = 1.0 / kt[K_TREF]
+    idt = 1.0 / kt[K_DT]
+    e0 = kt[K_E0]
+    e1 = kt[K_E1]
+    e2 = kt[K_E2]
+    codes = 0.0
+    for j in range(zn.size):
+        z1 = zn[j]
+        t1 = tn[j]
+        m1 = m1a[j]
+        m2 = m2a[j]
+        a1 = 1.0 - m1
+        a2 = 1.0 - m2
+        x = 1.0 / t1 - itr
+        dx = x - xa[j]
+        f0 = f0a[j] * (1.0 + _em1(e0 * dx))  # Arrhenius (REFERENCE.md), updated by its change
+        f1 = f0 if _SAME01 else f1a[j] * (1.0 + _em1(e1 * dx))
+        f2 = f1 if _SAME12 else f2a[j] * (1.0 + _em1(e2 * dx))
+        r0, r1, r2, tau1, tau2, y1, y2, ir12 = _par_a(z1, t1, rs[j], r0ca[j], r0cb[j], r1ca[j], r1cb[j], t1ca[j],
+                                                      t1cb[j], r2ca[j], r2cb[j], t2ca[j], t2cb[j], f0, f1, f2, kt)
+        dy1 = y1 - y1a[j]
+        dy2 = y2 - y2a[j]
+        m1 = m1 - a1 * _em1(dy1)  # 1 - exp(y + dy) = m - (1 - m) expm1(dy)
+        m2 = m2 - a2 * _em1(dy2)
+        far = max(max(abs(dy1), abs(dy2)), abs(max(max(e0, e1), e2) * dx))
+        codes += _C_FAR if far > _DINC else 0.0
+        ph1a[j] = m1 * tau1 * idt
+        ph2a[j] = m2 * tau2 * idt
+        c1a[j] = tau1 * r2 * ir12
+        c2a[j] = tau2 * r1 * ir12
+        codes += _C_TP if (t1 < tlo[j]) | (t1 >= thi[j]) else 0.0  # left its derating piece: _t_repiece
+        r0a[j] = r0
+        r1a[j] = r1
+        r2a[j] = r2
+        m1a[j] = m1
+        m2a[j] = m2
+        xa[j] = x
+        f0a[j] = f0
+        if not _SAME01:
+            f1a[j] = f1
+        if not _SAME12:
+            f2a[j] = f2
+        y1a[j] = y1
+        y2a[j] = y2
+    return codes
+
+
+@njit(cache=True, error_model="numpy", fastmath=True, **_NA)
+def _p4(zn, tn, v1n, v2n, kz, oa, ob, da, db, bca, bcb, bda, bdb, tca, tcb, tda, tdb, r0a, r1a, r2a, m1a, m2a, ph1a,
+        ph2a, ocva, dua, dcur, dvol, ccur, cvol, kc):
+    """The next step's affine models and bounds (_par_c) from its parameters (_p3); returns the sums of e_m and
+    g_m."""
+    kt = (kc[0], kc[1], kc[2], kc[3], kc[4], kc[5], kc[6], kc[7], kc[8], kc[9], kc[10], kc[11], kc[12], kc[13],
+          kc[14], kc[15], kc[16], kc[17], kc[18], kc[19], kc[20], kc[21], kc[22])
+    s_em = s_gm = 0.0
+    for j in range(zn.size):
+        ocva[j], dua[j], e_m, g_m, dcur[j], dvol[j], ccur[j], cvol[j] = _par_c(
+            zn[j], tn[j], v1n[j], v2n[j], kz[j], r0a[j], r1a[j], r2a[j], m1a[j], m2a[j], ph1a[j], ph2a[j], oa[j],
+            ob[j], da[j], db[j], bca[j], bcb[j], bda[j], bdb[j], tca[j], tcb[j], tda[j], tdb[j], kt)
+        s_em += e_m
+        s_gm += g_m
+    return s_em, s_gm
 
 
 @njit(cache=True, error_model="numpy")
@@ -564,21 +610,38 @@ def _p1_rack(P, p, kc, n):
 
 @njit(cache=True, error_model="numpy", fastmath=True)
 def _p2_rack(P, p, ii, hs, tr, kc, nextp, rec, n):
-    """_p2 on rack P (state buffer p). Callers pass ``nextp`` and ``rec`` as literals: numba then compiles a variant
-    of _p2 for each without the other's branches (with run-time flags LLVM does not vectorise its loop)."""
+    """_p2 on rack P (state buffer p), then with ``nextp`` _p3 at the new state (buffer 1 - p); returns their sums
+    and counts as _p2 (e_m and g_m 0 without ``nextp``). Callers pass ``rec`` as a literal: numba then compiles a
+    variant of _p2 without the other's branch (with a run-time flag LLVM does not vectorise its loop)."""
     q = 1 - p
-    return _p2(P[W_Z + p, :n], P[W_T + p, :n], P[W_V1 + p, :n], P[W_V2 + p, :n], P[W_Z + q, :n], P[W_T + q, :n],
-               P[W_V1 + q, :n], P[W_V2 + q, :n], P[W_KZ, :n], P[W_QDT, :n], P[W_RS, :n], P[W_CU, :n], P[W_CD, :n],
-               P[W_CF + CF_OA, :n], P[W_CF + CF_OB, :n], P[W_CF + CF_DA, :n], P[W_CF + CF_DB, :n],
-               P[W_CF + CF_R0A, :n], P[W_CF + CF_R0B, :n], P[W_CF + CF_R1A, :n], P[W_CF + CF_R1B, :n],
-               P[W_CF + CF_T1A, :n], P[W_CF + CF_T1B, :n], P[W_CF + CF_R2A, :n], P[W_CF + CF_R2B, :n],
-               P[W_CF + CF_T2A, :n], P[W_CF + CF_T2B, :n], P[W_CF + CF_BCA, :n], P[W_CF + CF_BCB, :n],
-               P[W_CF + CF_BDA, :n], P[W_CF + CF_BDB, :n], P[W_TLO, :n], P[W_THI, :n], P[W_TCA, :n], P[W_TCB, :n],
-               P[W_TDA, :n], P[W_TDB, :n], P[W_R0, :n], P[W_R1, :n], P[W_R2, :n], P[W_M1, :n], P[W_M2, :n],
-               P[W_PH1, :n], P[W_PH2, :n], P[W_C1, :n], P[W_C2, :n], P[W_OCVT, :n], P[W_DU, :n], P[W_DCUR, :n],
-               P[W_DVOL, :n], P[W_CCUR, :n], P[W_CVOL, :n], P[W_XA, :n], P[W_F0, :n], P[W_F1, :n], P[W_F2, :n],
-               P[W_Y1, :n], P[W_Y2, :n], P[W_VM, :n], P[W_VE, :n], P[W_QI, :n], P[W_QR, :n], P[W_QA, :n],
-               P[W_PRC, :n], ii, hs, tr, kc, nextp, rec)
+    s_v, s_qi, s_qr, s_prc, s_dg, codes = _p2(
+        P[W_Z + p, :n], P[W_T + p, :n], P[W_V1 + p, :n], P[W_V2 + p, :n], P[W_Z + q, :n], P[W_T + q, :n],
+        P[W_V1 + q, :n], P[W_V2 + q, :n], P[W_KZ, :n], P[W_CU, :n], P[W_CD, :n], P[W_CF + CF_OA, :n],
+        P[W_CF + CF_OB, :n], P[W_CF + CF_DA, :n], P[W_CF + CF_DB, :n], P[W_R0, :n], P[W_R1, :n], P[W_R2, :n],
+        P[W_M1, :n], P[W_M2, :n], P[W_PH1, :n], P[W_PH2, :n], P[W_C1, :n], P[W_C2, :n], P[W_OCVT, :n], P[W_DU, :n],
+        P[W_VM, :n], P[W_VE, :n], P[W_QI, :n], P[W_QR, :n], P[W_QA, :n], P[W_PRC, :n], ii, hs, tr, kc, rec)
+    s_em = s_gm = 0.0
+    if nextp:
+        c3 = _p3(
+            P[W_Z + q, :n], P[W_T + q, :n], P[W_V1 + q, :n], P[W_V2 + q, :n], P[W_KZ, :n], P[W_RS, :n],
+            P[W_CF + CF_OA, :n], P[W_CF + CF_OB, :n], P[W_CF + CF_DA, :n], P[W_CF + CF_DB, :n],
+            P[W_CF + CF_R0A, :n], P[W_CF + CF_R0B, :n], P[W_CF + CF_R1A, :n], P[W_CF + CF_R1B, :n],
+            P[W_CF + CF_T1A, :n], P[W_CF + CF_T1B, :n], P[W_CF + CF_R2A, :n], P[W_CF + CF_R2B, :n],
+            P[W_CF + CF_T2A, :n], P[W_CF + CF_T2B, :n], P[W_CF + CF_BCA, :n], P[W_CF + CF_BCB, :n],
+            P[W_CF + CF_BDA, :n], P[W_CF + CF_BDB, :n], P[W_TLO, :n], P[W_THI, :n], P[W_TCA, :n], P[W_TCB, :n],
+            P[W_TDA, :n], P[W_TDB, :n], P[W_R0, :n], P[W_R1, :n], P[W_R2, :n], P[W_M1, :n], P[W_M2, :n],
+            P[W_PH1, :n], P[W_PH2, :n], P[W_C1, :n], P[W_C2, :n], P[W_OCVT, :n], P[W_DU, :n], P[W_DCUR, :n],
+            P[W_DVOL, :n], P[W_CCUR, :n], P[W_CVOL, :n], P[W_XA, :n], P[W_F0, :n], P[W_F1, :n], P[W_F2, :n],
+            P[W_Y1, :n], P[W_Y2, :n], kc)
+        codes += c3
+        s_em, s_gm = _p4(
+            P[W_Z + q, :n], P[W_T + q, :n], P[W_V1 + q, :n], P[W_V2 + q, :n], P[W_KZ, :n], P[W_CF + CF_OA, :n],
+            P[W_CF + CF_OB, :n], P[W_CF + CF_DA, :n], P[W_CF + CF_DB, :n], P[W_CF + CF_BCA, :n],
+            P[W_CF + CF_BCB, :n], P[W_CF + CF_BDA, :n], P[W_CF + CF_BDB, :n], P[W_TCA, :n], P[W_TCB, :n],
+            P[W_TDA, :n], P[W_TDB, :n], P[W_R0, :n], P[W_R1, :n], P[W_R2, :n], P[W_M1, :n], P[W_M2, :n],
+            P[W_PH1, :n], P[W_PH2, :n], P[W_OCVT, :n], P[W_DU, :n], P[W_DCUR, :n], P[W_DVOL, :n], P[W_CCUR, :n],
+            P[W_CVOL, :n], kc)
+    return s_v, s_qi, s_qr, s_prc, s_dg, s_em, s_gm, codes
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, inline="always")
