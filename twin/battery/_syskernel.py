@@ -28,6 +28,9 @@ the 2-core development machine, against 30 ns for separate parameter and step pa
   updates each from the previous step's by ``exp(x + d) = exp(x) (1 + expm1(d))``, ``expm1(d)`` from its Taylor series
   (|d| <= 1e-3: relative error below 1e-17); where an exponent moved further, the rack's parameters are evaluated
   afresh (_p1, an exp by scaling and squaring).
+- No reference counting in the per-step functions (numba's ``_nrt=False``; they allocate nothing): numba would
+  count the references of every row slice they pass to the loops, some 200 calls of atomic operations per rack and
+  step, which doubled the fixed cost of a rack-step (480 instead of 240 ns with 8 cells per rack).
 - Few accumulators and rows: counts packed in one sum, the heat to the rack node from the cells' heat balance, the
   RC losses from the energy the pairs take in less what they store, SOC bounds from the state, the state in two
   buffers (no copies).
@@ -208,7 +211,7 @@ def _set_piece(P, j, k):
         P[W_CF + q, j] = _PCF[k, q]
 
 
-@njit(cache=True, error_model="numpy", fastmath=True, **_NA)
+@njit(cache=True, error_model="numpy", fastmath=True, _nrt=False, **_NA)
 def _n_leaving(z, kz, lo, hi, ii):
     """How many elements' SOC paths at cell current ii leave the table piece cached for them."""
     n = 0.0
@@ -269,7 +272,7 @@ def _counts(codes):
     return rest - n_far * _C_FAR, n_far, n_tp
 
 
-@njit(cache=True, error_model="numpy", fastmath=True, **_NA)
+@njit(cache=True, error_model="numpy", fastmath=True, _nrt=False, **_NA)
 def _sums3(a, b, c):
     """Sums of three rows."""
     sa = sb = sc = 0.0
@@ -337,7 +340,7 @@ def _par_c(z0, t0, v10, v20, kz, r0, r1, r2, m1, m2, ph1, ph2, oa, ob, da, db, b
             kt[K_IMCH] * (tca + tcb * t0) * (bca + bcb * z0), cvol)
 
 
-@njit(cache=True, error_model="numpy", fastmath=True, **_NA)
+@njit(cache=True, error_model="numpy", fastmath=True, _nrt=False, **_NA)
 def _p1(z, t, v1, v2, kz, qdt, rs, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca, t1cb, r2ca, r2cb, t2ca, t2cb, bca,
         bcb, bda, bdb, tca, tcb, tda, tdb, r0o, r1o, r2o, m1o, m2o, ph1o, ph2o, c1o, c2o, ocvo, duo, dcur, dvol, ccur,
         cvol, xo, f0o, f1o, f2o, y1o, y2o, kc):
@@ -379,7 +382,7 @@ def _p1(z, t, v1, v2, kz, qdt, rs, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca,
     return se, sg
 
 
-@njit(cache=True, error_model="numpy", fastmath=True, **_NA)
+@njit(cache=True, error_model="numpy", fastmath=True, _nrt=False, **_NA)
 def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, cu, cd, oa, ob, da, db, r0a, r1a, r2a, m1a, m2a, ph1a, ph2a, c1a, c2a,
         ocva, dua, vmo, veo, qio, qro, qao, prco, ii, hs, tr, kc, rec):
     """Exact step of each element at cell current ``ii`` (see the module docstring of twin.battery.cell), from the
@@ -472,7 +475,7 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, cu, cd, oa, ob, da, db, r0a, r1a, r2
     return s_v, s_qi, s_qr, s_prc, s_dg, codes
 
 
-@njit(cache=True, error_model="numpy", fastmath=True, **_NA)
+@njit(cache=True, error_model="numpy", fastmath=True, _nrt=False, **_NA)
 def _p3(zn, tn, v1n, v2n, kz, rs, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca, t1cb, r2ca, r2cb, t2ca, t2cb, bca,
         bcb, bda, bdb, tlo, thi, tca, tcb, tda, tdb, r0a, r1a, r2a, m1a, m2a, ph1a, ph2a, c1a, c2a, ocva, dua, dcur,
         dvol, ccur, cvol, xa, f0a, f1a, f2a, y1a, y2a, kc):
@@ -530,7 +533,7 @@ def _p3(zn, tn, v1n, v2n, kz, rs, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca, 
     return codes
 
 
-@njit(cache=True, error_model="numpy", fastmath=True, **_NA)
+@njit(cache=True, error_model="numpy", fastmath=True, _nrt=False, **_NA)
 def _p4(zn, tn, v1n, v2n, kz, oa, ob, da, db, bca, bcb, bda, bdb, tca, tcb, tda, tdb, r0a, r1a, r2a, m1a, m2a, ph1a,
         ph2a, ocva, dua, dcur, dvol, ccur, cvol, kc):
     """The next step's affine models and bounds (_par_c) from its parameters (_p3); returns the sums of e_m and
@@ -597,7 +600,7 @@ def _prime(c, st, wk, kc, p, fix, nfix, rk, s_mult, p_mult):
         _bounds(P, p, r, se, sg, rk, s_mult, p_mult, ne)
 
 
-@njit(cache=True, error_model="numpy", fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True, _nrt=False)
 def _p1_rack(P, p, kc, n):
     return _p1(P[W_Z + p, :n], P[W_T + p, :n], P[W_V1 + p, :n], P[W_V2 + p, :n], P[W_KZ, :n], P[W_QDT, :n],
                P[W_RS, :n], P[W_CF + CF_OA, :n], P[W_CF + CF_OB, :n], P[W_CF + CF_DA, :n], P[W_CF + CF_DB, :n],
@@ -610,7 +613,7 @@ def _p1_rack(P, p, kc, n):
                P[W_CVOL, :n], P[W_XA, :n], P[W_F0, :n], P[W_F1, :n], P[W_F2, :n], P[W_Y1, :n], P[W_Y2, :n], kc)
 
 
-@njit(cache=True, error_model="numpy", fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True, _nrt=False)
 def _p2_rack(P, p, ii, hs, tr, kc, nextp, rec, n):
     """_p2 on rack P (state buffer p), then with ``nextp`` _p3 at the new state (buffer 1 - p); returns their sums
     and counts as _p2 (e_m and g_m 0 without ``nextp``). Callers pass ``rec`` as a literal: numba then compiles a
@@ -646,7 +649,7 @@ def _p2_rack(P, p, ii, hs, tr, kc, nextp, rec, n):
     return s_v, s_qi, s_qr, s_prc, s_dg, s_em, s_gm, codes
 
 
-@njit(cache=True, error_model="numpy", fastmath=True, **_NA)
+@njit(cache=True, error_model="numpy", fastmath=True, _nrt=False, **_NA)
 def _min8_soc(z, qdt, sb, o, sg):
     """Minimum over the elements of ``(o + sg z) qdt``: the current (A) that empties (o = 0, sg = 1) or fills
     (o = 1, sg = -1) each element within the step (``sb``: a scratch row)."""
@@ -655,7 +658,7 @@ def _min8_soc(z, qdt, sb, o, sg):
     return _min8(sb, sb.size)
 
 
-@njit(cache=True, error_model="numpy", fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True, _nrt=False)
 def _bounds(P, p, r, se, sg, rk, s_mult, p_mult, ne):
     """Rack r's affine bus model and current bounds for the coming step from state buffer p (``rk`` rows: 0 E (V,
     open-circuit part of the step-mean rack voltage without hysteresis), 1 G (ohm), 2-4 highest discharge current (A)
@@ -672,7 +675,7 @@ def _bounds(P, p, r, se, sg, rk, s_mult, p_mult, ne):
     rk[7, r] = p_mult * _min8(P[W_CVOL], ne)
 
 
-@njit(cache=True, error_model="numpy", fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True, _nrt=False)
 def _step_racks(wk, p, cur, p_mult, hs, t_node, kc, fix, nfix, nextp, rec, racc, ne):
     """Exact step of every element of a container at the rack currents ``cur`` (A per rack); the new states go to
     buffer 1 - p, and with ``nextp`` the next step's parameters over the step's own. Per rack sums into ``racc``
