@@ -131,14 +131,13 @@ S_Z, S_V1, S_V2, S_T, S_Q, S_RS = range(6)
 N_S = 6
 # rows of the per-container work array (wk[r, row, j]), one array per row in the element loops (LLVM vectorises
 # them across elements when no two arguments alias). W_Z .. W_T hold two buffers (row + parity): the state at the
-# start of the step and the state after it; the step's parameters are rewritten for the next step by _p3 and _p4;
-# W_SB is scratch.
+# start of the step and the state after it; the step's parameters are rewritten for the next step by _p3 and _p4.
 W_Z, W_V1, W_V2, W_T = 0, 2, 4, 6
 W_KZ, W_QDT, W_RS = 8, 9, 10
 (W_R0, W_R1, W_R2, W_M1, W_M2, W_PH1, W_PH2, W_C1, W_C2, W_OCVT, W_DU, W_DCUR, W_DVOL, W_CCUR, W_CVOL,
  W_XA, W_F0, W_F1, W_F2, W_Y1, W_Y2, W_VM, W_VE, W_QI, W_QR, W_QA, W_PRC, W_CU, W_CD, W_LO, W_HI, W_TLO, W_THI, W_TCA,
- W_TCB, W_TDA, W_TDB, W_SB) = range(11, 49)
-W_CF = 49
+ W_TCB, W_TDA, W_TDB) = range(11, 48)
+W_CF = 48
 N_W = W_CF + N_CF
 # constants of the element loops (kc[...])
 (K_DT, K_TREF, K_RTH, K_ATH, K_PHTH, K_GRTH, K_GCTH, K_VMIN, K_VMAX, K_TMIN, K_TMAX, K_VTOL, K_LO, K_HI, K_IMDIS,
@@ -649,13 +648,15 @@ def _p2_rack(P, p, ii, hs, tr, kc, nextp, rec, n):
     return s_v, s_qi, s_qr, s_prc, s_dg, s_em, s_gm, codes
 
 
-@njit(cache=True, error_model="numpy", fastmath=True, _nrt=False, **_NA)
-def _min8_soc(z, qdt, sb, o, sg):
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
+def _min8_soc(z, qdt, n, o, sg):
     """Minimum over the elements of ``(o + sg z) qdt``: the current (A) that empties (o = 0, sg = 1) or fills
-    (o = 1, sg = -1) each element within the step (``sb``: a scratch row)."""
-    for j in range(z.size):
-        sb[j] = (o + sg * z[j]) * qdt[j]
-    return _min8(sb, sb.size)
+    (o = 1, sg = -1) each element within the step (over integer keys, as _min8)."""
+    m = np.int64(0x7FFFFFFFFFFFFFFF)
+    for j in range(n):
+        b = np.float64((o + sg * z[j]) * qdt[j]).view(np.int64)
+        m = min(m, b ^ ((b >> 63) & _KMASK))
+    return np.int64(m ^ ((m >> 63) & _KMASK)).view(np.float64)
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, _nrt=False)
@@ -668,10 +669,10 @@ def _bounds(P, p, r, se, sg, rk, s_mult, p_mult, ne):
     rk[0, r] = s_mult * se
     rk[1, r] = s_mult * sg / p_mult
     rk[2, r] = p_mult * _min8(P[W_DCUR], ne)
-    rk[3, r] = p_mult * _min8_soc(P[W_Z + p, :ne], P[W_QDT, :ne], P[W_SB, :ne], 0.0, 1.0)
+    rk[3, r] = p_mult * _min8_soc(P[W_Z + p], P[W_QDT], ne, 0.0, 1.0)
     rk[4, r] = p_mult * _min8(P[W_DVOL], ne)
     rk[5, r] = p_mult * _min8(P[W_CCUR], ne)
-    rk[6, r] = p_mult * _min8_soc(P[W_Z + p, :ne], P[W_QDT, :ne], P[W_SB, :ne], 1.0, -1.0)
+    rk[6, r] = p_mult * _min8_soc(P[W_Z + p], P[W_QDT], ne, 1.0, -1.0)
     rk[7, r] = p_mult * _min8(P[W_CVOL], ne)
 
 
