@@ -7,7 +7,7 @@ multiply-add). The BMS temperature derating with its windows likewise (:func:`de
 that are equal share one Arrhenius factor. :func:`kernel_for` writes the kernel module with these constants to a
 cache directory (``$TWIN_KERNEL_CACHE``, else ``~/.cache/twin/kernels``, else the temporary directory), named by a
 hash of its source, and imports it; numba caches its compiled code beside it, so a parameter set compiles once per
-machine (about 40 s), and later runs start at once.
+machine (about a minute for the system kernel, 20-30 s for a single cell's), and later runs start at once.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def load_generated(src: str, prefix: str, what: str):
     name = f"{prefix}{digest}"
     path = _cache_dir() / f"{name}.py"
     if not path.exists() or path.read_text() != src:
-        sys.stderr.write(f"twin: compiling the {what} (first use on this machine, about 30 s; cached in "
+        sys.stderr.write(f"twin: compiling the {what} (first use on this machine, up to a minute; cached in "
                          f"{path.parent})\n")
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(src)

@@ -37,11 +37,11 @@ Thermal network (``thermal`` parameter set of the container, ``models/battery/th
     exactly with their rack's temperature held over the step; the rack and air nodes by backward Euler, stable for
     any step; heat flows balance exactly. Without a thermal set, the cells see the given ambient directly.
 
-Performance: one element loop per step, vectorised by LLVM across cells, with the parameter set's tables compiled in
-and cached per element as the piece holding its SOC and temperature (:mod:`twin.battery._syskernel`): about 8e7
-cell-steps/s on one thread, every cell of the seed system for a day at 1 s in 10-11 s on the 2-core development
-machine (``benchmarks/bench_battery.py``). The first run of a new parameter set compiles its kernel (about 40 s),
-cached on disk afterwards (:mod:`twin.battery._codegen`).
+Performance: three element loops per rack and step, vectorised by LLVM across cells, with the parameter set's tables
+compiled in and cached per element as the piece holding its SOC and temperature (:mod:`twin.battery._syskernel`):
+about 1e8 cell-steps/s on one thread, every cell of the seed system for a day at 1 s in about 8 s on the 2-core
+development machine (``benchmarks/bench_battery.py``). The first run of a new parameter set compiles its kernel
+(about a minute), cached on disk afterwards (:mod:`twin.battery._codegen`).
 """
 
 from __future__ import annotations
