@@ -1,5 +1,6 @@
 """Compiled single-cell kernel (twin.battery.fastcell): the same outputs as the reference kernel of
-twin.battery.cell to 1e-9 (V, A, K, W) with equal flags, energy balances, input errors."""
+twin.battery.cell to 1e-9 (V, A, K, W) with equal flags, energy balances, input errors; the optimistic blocks of the
+constant-parameter kernel bit for bit the same as its step-by-step loop."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from test_battery_cell import _integral  # the exact table integral the energy balances use
 
 from twin.battery.cell import UNITS, simulate_current, simulate_power
-from twin.battery.fastcell import CompiledCell
+from twin.battery.fastcell import _MODE_CURRENT_EXACT, CompiledCell
 from twin.battery.params import load_cell, pack
 
 TOL = 1e-9
@@ -131,6 +132,103 @@ def test_cells_run_alone_or_together_alike(fast):
         one = fast.simulate_current(req[c], 1.0, 25.0, [0.2, 0.5, 0.8][c], 25.0, r_scale=[1.0, 1.1, 0.9][c])
         np.testing.assert_array_equal(many["v"][c], one["v"])
         np.testing.assert_array_equal(many["flag"][c], one["flag"])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the optimistic blocks of current mode (constant step parameters): bit for bit the step-by-step loop
+
+NB = 512  # steps per block (twin.battery.fastcell._NB)
+
+
+@pytest.fixture(scope="module")
+def fast_iso(iso):
+    cc = CompiledCell(iso)
+    assert cc._mod._FAST and int(cc._mod._NB) == NB  # the blocks apply to this parameter set
+    return cc
+
+
+def _step_by_step(cc, req, dt, t_amb, soc0, t0, v1=0.0, v2=0.0, cap=1.0, rs=1.0):
+    """The same run with the kernel's step-by-step loop (the optimistic blocks off)."""
+    return cc._run(_MODE_CURRENT_EXACT, req, dt, t_amb, soc0, t0, v1, v2, cap, rs)
+
+
+def _identical(a, b, what=""):
+    assert set(a) == set(b) == set(UNITS)
+    for k in UNITS:
+        assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, (what, k)
+        np.testing.assert_array_equal(a[k], b[k], err_msg=f"{what} {k}")
+
+
+def test_full_cell_runs_step_by_step(fast):
+    assert not fast._mod._FAST  # Arrhenius, entropic heat, hysteresis, SOC-dependent resistances
+
+
+_NT = 4000
+_T = np.arange(_NT)
+
+
+@pytest.mark.parametrize("case, bits", [
+    # requests beyond the current limits (+280 A, -140 A)
+    ({"req": _profile(_NT, 1.0, seed=30, lo=-600.0, hi=700.0)}, 1),
+    # a small cell run to empty, held there, charged to full, held there: the SOC limits act mid-block
+    ({"req": np.concatenate([np.full(900, 250.0), np.full(400, 30.0), np.full(1500, -130.0), np.full(1200, -60.0)]),
+      "soc0": 0.3, "cap": 0.02, "full": True}, 2),
+    # a resistive cell: the voltage limits act (bisection) at random steps
+    ({"req": _profile(_NT, 1.0, seed=31, lo=-300.0, hi=300.0), "rs": 25.0, "soc0": 0.4}, 4),
+    # hot and resistive: the temperature limit, ambient per step
+    ({"req": _profile(_NT, 1.0, seed=32, lo=-280.0, hi=280.0), "rs": 6.0, "t0": 50.0,
+      "t_amb": 50.0 + 3.0 * np.sin(_T / 200.0)}, 8),
+    # a smooth profile across OCV table points, ambient per step, RC voltages at the start
+    ({"req": 250.0 * np.sin(2 * np.pi * _T / 3000.0) + 20.0, "soc0": 0.52, "v1": 0.01, "v2": -0.02,
+      "t_amb": 25.0 + 5.0 * np.sin(_T / 700.0)}, 0),
+    # 60 s steps: several OCV pieces a block
+    ({"req": _profile(_NT, 60.0, seed=33, lo=-150.0, hi=290.0), "dt": 60.0, "soc0": 0.9}, 2),
+])
+def test_blocks_match_step_by_step_and_reference(iso, fast_iso, case, bits):
+    c = {"dt": 1.0, "t_amb": 25.0, "soc0": 0.5, "t0": 25.0, "v1": 0.0, "v2": 0.0, "cap": 1.0, "rs": 1.0,
+         "full": False} | case
+    args = (c["req"], c["dt"], c["t_amb"], c["soc0"], c["t0"])
+    kw = {"v_rc1_0": c["v1"], "v_rc2_0": c["v2"], "cap_scale": c["cap"], "r_scale": c["rs"]}
+    a = fast_iso.simulate_current(*args, **kw)
+    _identical(a, _step_by_step(fast_iso, *args, c["v1"], c["v2"], c["cap"], c["rs"]))
+    _same(a, simulate_current(iso, *args, **kw))
+    got = np.bitwise_or.reduce(a["flag"])
+    assert got & bits == bits, got
+    if bits & 2:  # at empty (and at full)
+        assert a["soc"].min() < 1e-6 and (a["soc"].max() > 1.0 - 1e-6 or not c["full"])
+
+
+@pytest.mark.parametrize("nt", [1, 2, 3, NB - 1, NB, NB + 1, 2 * NB + 7, 5 * NB])
+def test_blocks_match_step_by_step_at_block_boundaries(fast_iso, nt):
+    """nt below, at and above multiples of the block; limits acting near the ends of blocks."""
+    req = _profile(nt, 1.0, seed=nt, lo=-300.0, hi=400.0)
+    req[NB - 3:NB + 2] = 5000.0  # the current limit about a block's end
+    t = np.arange(nt)
+    for soc0, rs, t_amb in ((0.5, 1.0, 25.0), (0.01, 15.0, 25.0 + np.sin(t / 50.0)), (0.999, 15.0, 40.0)):
+        a = fast_iso.simulate_current(req, 1.0, t_amb, soc0, 25.0, r_scale=rs)
+        _identical(a, _step_by_step(fast_iso, req, 1.0, t_amb, soc0, 25.0, rs=rs), f"nt={nt} soc0={soc0}")
+        if nt > NB + 1:
+            assert np.all(a["flag"][NB - 3:NB + 2] & 1)
+            assert soc0 == 0.5 or np.bitwise_or.reduce(a["flag"]) & 6  # the SOC or voltage limits act
+
+
+def test_blocks_match_step_by_step_with_several_cells(fast_iso):
+    """Several cells on numba's threads (run_parallel), per-cell profiles and ambient, limits acting in some."""
+    nt = 3 * NB + 100
+    n = 4
+    req = np.stack([_profile(nt, 1.0, seed=40 + c, lo=-320.0, hi=320.0) for c in range(n)])
+    t_amb = np.stack([25.0 + 20.0 * np.sin(np.arange(nt) / 400.0 + c) for c in range(n)])
+    soc0 = [0.05, 0.5, 0.95, 0.5]
+    kw = {"v_rc1_0": [0.0, 0.01, 0.0, -0.01], "v_rc2_0": [0.0, 0.0, 0.02, 0.0], "cap_scale": [0.05, 1.0, 0.05, 0.3],
+          "r_scale": [1.0, 1.0, 20.0, 8.0]}
+    a = fast_iso.simulate_current(req, 1.0, t_amb, soc0, 30.0, **kw)
+    b = fast_iso._run(_MODE_CURRENT_EXACT, req, 1.0, t_amb, soc0, 30.0, *kw.values())
+    _identical(a, b, "several cells")
+    bits = np.bitwise_or.reduce(a["flag"].ravel())
+    assert bits & 1 and bits & 2 and bits & 4, bits
+    for c in range(n):  # alone: the same numbers
+        one = fast_iso.simulate_current(req[c], 1.0, t_amb[c], soc0[c], 30.0, **{k: v[c] for k, v in kw.items()})
+        _identical(one, {k: v[c] for k, v in a.items()}, f"cell {c}")
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -39,19 +39,50 @@ counts is the number of operations per step:
   arrays of a day at 1 s cost page faults of about 3 ms, more than the simulation); one cell with scalar
   arguments is checked without broadcasting (10 us of Python per call instead of 45 us).
 
+Current mode in optimistic blocks, where the step parameters do not depend on the state (no Arrhenius, resistances
+and time constants constant in SOC, no entropic term, no hysteresis: the PyBaMM comparison's cell; ``_FAST`` in the
+generated module). There a step's only sequential parts are short recurrences (SOC ``z - I dt / Q``, the RC voltages
+``R I + (v - R I) exp(-dt / tau)``, the temperature ``T_s + (T - T_s) exp(-dt / tau_th)``) and everything else is
+elementwise once the states are known, so current mode steps blocks of 512 steps as if no SOC, voltage or temperature
+limit acted (``_fast_current``): the requests within the current limits (vectorised); SOC and RC voltages,
+sequentially, with the OCV piece walk; each step's heat and steady temperature (vectorised); the temperatures,
+sequentially, in one loop with the next block's SOC and RC voltages, so that the two recurrences' latencies overlap
+(about 9 cycles a step for both); then voltages, limit tests and the other outputs (vectorised, selects instead of
+branches). The outputs before the first step where a limit test fails (the exact step's test) or where the SOC
+limits might act (its bound) are final; from that step the exact step (``_step``, the body of the step-by-step loop
+too: one definition) runs until no limit acts, then blocks resume (16 steps, doubling). A step that leaves its OCV
+piece (its mean OCV needs the cumulative integral) is also the exact step. Every number comes from the same
+operations in the same order as in the step-by-step loop (shared helpers: ``_rc``, ``_q_irr``, ``_t_steady``,
+``_t_end``, ``_limit_bits``, ``_clamp``, ...; vectorising elementwise IEEE operations does not change their rounding,
+and numba contracts to fused multiply-adds only under fastmath), so the results are bit for bit those of the
+step-by-step loop: tests/test_battery_fastcell.py compares them with ``np.array_equal`` at every limit, across block
+boundaries and for several cells. The loops are written for LLVM's vectoriser, which is easily put off: unsigned
+indices (no negative-index wrap-around, else gathers and scatters), the block's scratch one flat array with rows at
+constant offsets (no run-time alias checks between them: LLVM gives a loop up beyond eight) padded so that rows do
+not lie a multiple of 4 kB apart (4K aliasing made the passes 2.5 times slower), at most three output rows written
+a loop, and the sequential loops a function of their own (inlined into the kernel, the register allocator kept the
+recurrences on the stack). Power mode, and parameter sets with state-dependent step parameters, run the step-by-step
+loop; so does current mode given as ``_MODE_CURRENT_EXACT`` to the kernel (what the tests compare the blocks with),
+and ``_FASTPATH = False`` in the kernel template turns the blocks off.
+
 :class:`CompiledCell` writes the kernel module (the header generated here from the parameter set, followed by the
 kernel template at the end of this file) to the kernel cache directory of :mod:`twin.battery._codegen`, named by a
 hash of its source, and imports it; numba caches the compiled code beside it, so a parameter set compiles once per
 machine (10-30 s) and later runs start at once. Cells are independent: several cells run in parallel on numba's
 threads (``prange``), one cell on the calling thread.
 
-Performance (2-core AMD EPYC development machine, one thread, ``benchmarks/bench_battery.py``): one cell for a day at
-1 s in 0.92-0.95 ms (about 38 CPU cycles per step at 3.65 GHz) with the constant-parameter isothermal cell of the
-PyBaMM comparison, against 6.5-7 ms for the reference kernel. With the full seed cell (SOC-dependent resistances,
-Arrhenius, entropic heat, hysteresis) about 4.6 ms: there the temperature recurrence runs through ``1/T``, the
-Taylor-cached Arrhenius factor, the time constants' division and their Taylor-cached decays to the RC losses and
-back to ``T`` (about 190 cycles of latency per step), which bit-for-bit agreement with the reference leaves as it
-is (Estrin's scheme or fused multiply-adds would shorten it, at the price of rounding apart).
+Performance (2-core AMD EPYC Zen 4 development machine, AVX-512, one thread; the kernel on preallocated outputs, best
+of 30, alternating runs): one cell for a day at 1 s with the constant-parameter isothermal cell of the PyBaMM
+comparison in 0.55-0.63 ms (6.4-7.3 ns, 23-27 CPU cycles per step at 3.65 GHz; the spread is the other load on the
+machine's memory; ``simulate_current`` 0.60-0.63 ms), against 0.92 ms (10.7 ns, 39 cycles) step by step, i.e. 1.5-1.7
+times faster, and 6.5-7 ms for the reference kernel. Of a step, the recurrences take 2.6 ns (their 9-cycle latency),
+the vectorised passes the rest (writing the 100 bytes of outputs a step included). With the full seed cell
+(SOC-dependent resistances, Arrhenius, entropic heat, hysteresis; step by step) about 4.6 ms: there the temperature
+recurrence runs through ``1/T``, the Taylor-cached Arrhenius factor, the time constants' division and their
+Taylor-cached decays to the RC losses and back to ``T`` (about 190 cycles of latency per step), which bit-for-bit
+agreement with the reference leaves as it is (Estrin's scheme or fused multiply-adds would shorten it, at the price
+of rounding apart). The optimistic blocks lengthen the first compilation of a parameter set (``run_serial`` on this
+machine: about 20 s against 7 s for the constant-parameter cell, 16 s against 11 s for the full seed cell).
 """
 
 from __future__ import annotations
@@ -67,6 +98,8 @@ from .cell import _FLOAT_OUT, MODE_CURRENT, MODE_POWER, _inputs
 from .params import CellParams, pack
 
 __all__ = ["CompiledCell", "kernel_source"]
+
+_MODE_CURRENT_EXACT = 2  # current mode step by step, without the optimistic blocks (for the tests)
 
 _BEGIN = "# --- kernel template (the generated module is a header of constants followed by this block) ---"
 
@@ -289,7 +322,14 @@ _RLO = _RHI = _RX = _RW = _R0Y = _R0DY = _R1Y = _R1DY = _T1Y = _T1DY = _R2Y = _R
 
 _F_CUR, _F_SOC, _F_VOLT, _F_TEMP, _F_POW, _F_NONE = 1, 2, 4, 8, 16, 32
 _SMALL = 2e-3  # |d| below which exp(d) and expm1(d) come from their Taylor series (as twin.battery.cell)
+_ZERO = np.uint64(0)
 _ONE = np.uint64(1)  # table pieces are numbered unsigned: indexing them needs no negative-index wrap-around
+_F_LIM = _F_SOC | _F_VOLT | _F_TEMP | _F_NONE  # a limit acted
+_FASTPATH = True  # False: current mode step by step always (the optimistic blocks of _fast_current off)
+# the step parameters do not depend on the state: current mode in optimistic blocks (_fast_current)
+_FAST = _FASTPATH and not (_ARR or _DU or _HYS) and _TAU1_FIXED and _TAU2_FIXED
+_NB = np.uint64(512)  # steps per optimistic block
+_NB0 = np.uint64(16)  # ... after a limit acted (doubling from block to block)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -337,6 +377,55 @@ def _path(z0, j0, z1, dtk):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _rc(i, v0, r, a, ph, ph2x, pp, g):
+    """RC element from ``v0`` (V) at current ``i``: voltage at the step's end, its mean over the step, and the mean
+    power lost in the resistor (W) (``twin.battery.cell._eval``; ``ph2x = 2 ph``)."""
+    vi = r * i
+    d = v0 - vi
+    return vi + d * a, vi + d * ph, (vi * vi + vi * d * ph2x + d * d * pp) * g
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _q_irr(ri, i, hs, l1, l2):
+    """Irreversible heat of the step (W): ``R0 I^2``, the hysteresis loss and the RC losses."""
+    if _HYS:
+        return ri * i + hs * i + l1 + l2
+    return ri * i + l1 + l2
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _t_steady(q, ta):
+    """Steady temperature (K) under heat ``q`` (W) at ambient ``ta`` (K)."""
+    return ta + q * _RTH
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _t_end(ts, t0, ath):
+    """Temperature (K) at the step's end from ``t0`` towards the steady ``ts`` (K)."""
+    return ts + (t0 - ts) * ath
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _q_amb(q, ts, t0, phg):
+    """Mean heat to ambient over the step (W): ``(ts - ta + (t0 - ts) phi) / R_th``, ``ts - ta = q R_th`` (an output
+    only: rounded apart from the reference)."""
+    return q + (t0 - ts) * phg
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _limit_bits(v_start, v_mean, v_end, t1, v1e, v2e, cc1, cc2, tsafe):
+    """F_VOLT and F_TEMP for a step with these terminal voltages (V) and end temperature (K); below ``tsafe`` (K) the
+    cell is certainly inside the upper temperature limit, RC energy included."""
+    bits = 0
+    if min(v_start, v_mean, v_end) < _VMIN or max(v_start, v_mean, v_end) > _VMAX:
+        bits |= _F_VOLT
+    if t1 > tsafe or t1 < _TMIN:  # else certainly inside: the exact test below would pass
+        if t1 + 0.5 * (cc1 * v1e * v1e + cc2 * v2e * v2e) * (1.0 / _CTH) > _TMAX or t1 < _TMIN:
+            bits |= _F_TEMP
+    return bits
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _eval(i, z0, j0, ocv0, e0, v10, v20, t0, ta, dtk, kz, r0, r1, r2, g1, g2, a1, a2, ph1, ph2, pp1, pp2, cc1,
           cc2, ath, phg, tsafe, ph1x2, ph2x2):
     """One step at current ``i`` (A) from the given start (``twin.battery.cell._eval``); ``e0 = OCV - v1 - v2`` at
@@ -349,44 +438,30 @@ def _eval(i, z0, j0, ocv0, e0, v10, v20, t0, ta, dtk, kz, r0, r1, r2, g1, g2, a1
     u, d, o1, d1, j1 = _path(z0, j0, z1, dtk)
     ocv1 = o1 + dtk * d1 if _DU else o1
     hs = (_H if i > 0.0 else (-_H if i < 0.0 else 0.0)) if _HYS else 0.0
-    vi1 = r1 * i
-    vi2 = r2 * i
-    d1_ = v10 - vi1
-    d2_ = v20 - vi2
-    v1e = vi1 + d1_ * a1
-    v2e = vi2 + d2_ * a2
-    v1m = vi1 + d1_ * ph1
-    v2m = vi2 + d2_ * ph2
-    l1 = (vi1 * vi1 + vi1 * d1_ * ph1x2 + d1_ * d1_ * pp1) * g1
-    l2 = (vi2 * vi2 + vi2 * d2_ * ph2x2 + d2_ * d2_ * pp2) * g2
+    v1e, v1m, l1 = _rc(i, v10, r1, a1, ph1, ph1x2, pp1, g1)
+    v2e, v2m, l2 = _rc(i, v20, r2, a2, ph2, ph2x2, pp2, g2)
     ri = r0 * i
     if _HYS:
         v_start = ocv0 - hs - v10 - v20 - ri
         v_mean = u - hs - v1m - v2m - ri
         e1 = 0.0
         v_end = ocv1 - hs - v1e - v2e - ri
-        q_irr = ri * i + hs * i + l1 + l2
     else:
         v_start = e0 - ri
         v_mean = u - v1m - v2m - ri
         e1 = ocv1 - v1e - v2e
         v_end = e1 - ri
-        q_irr = ri * i + l1 + l2
+    q_irr = _q_irr(ri, i, hs, l1, l2)
     if _DU:
         q_rev = -i * t0 * d  # Bernardi 1985, I > 0 discharging
         q = q_irr + q_rev
     else:
         q_rev = 0.0
         q = q_irr
-    ts = ta + q * _RTH
-    t1 = ts + (t0 - ts) * ath
-    q_amb = q + (t0 - ts) * phg  # (ts - ta + (t0 - ts) phi) / R_th, ts - ta = q R_th (an output only: rounded apart)
-    bits = 0
-    if min(v_start, v_mean, v_end) < _VMIN or max(v_start, v_mean, v_end) > _VMAX:
-        bits |= _F_VOLT
-    if t1 > tsafe or t1 < _TMIN:  # else certainly inside: the exact test below would pass
-        if t1 + 0.5 * (cc1 * v1e * v1e + cc2 * v2e * v2e) * (1.0 / _CTH) > _TMAX or t1 < _TMIN:
-            bits |= _F_TEMP
+    ts = _t_steady(q, ta)
+    t1 = _t_end(ts, t0, ath)
+    q_amb = _q_amb(q, ts, t0, phg)
+    bits = _limit_bits(v_start, v_mean, v_end, t1, v1e, v2e, cc1, cc2, tsafe)
     return z1, v_mean, v_end, v1e, v2e, t1, q_irr, q_rev, q_amb, bits, o1, d1, j1, e1
 
 
@@ -447,14 +522,457 @@ def _current_for_power(p, z0, j0, ocv0, v10, v20, dt, cq, dtk, r0, r1, r2, ph1, 
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _cell(mode, c, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag):
-    """Step cell ``c`` over all steps (``twin.battery.cell.run_kernel`` for one cell, the parameter set compiled in)."""
+def _params(zc, tc, jr, cache, rsc, dt, idt, itref, a1f, m1f, a2f, m2f):
+    """Step parameters at the step's initial SOC ``zc`` and temperature ``tc`` (K) (Arrhenius, Taylor-cached exp as
+    the reference; ``jr`` the resistance table piece and ``cache`` the Taylor anchors, carried from step to step).
+
+    Returns ``jr``, ``cache`` and ``(r0, r1, r2, g1, g2, a1, a2, ph1, ph2, pp1, pp2, cc1, cc2, ph1x2, ph2x2)``."""
+    xr, f0r, f1r, f2r, y1r, a1r, m1r, y2r, a2r, m2r = cache
+    f0 = f1 = f2 = 1.0
+    if _ARR:
+        x = 1.0 / tc - itref
+        dx = x - xr
+        if not abs(dx) * _EMAX < _SMALL:
+            xr = x
+            dx = 0.0
+            f0r = math.exp(_E0 * x)
+            f1r = math.exp(_E1 * x)
+            f2r = f1r if _E12 else math.exp(_E2 * x)
+        if _A0:
+            f0 = f0r + f0r * _expm1_small(_E0 * dx)
+        if _A1:
+            f1 = f1r + f1r * _expm1_small(_E1 * dx)
+        if _A2:
+            f2 = f1 if _E12 else f2r + f2r * _expm1_small(_E2 * dx)
+    if _RCONST:
+        r0 = _R0C * f0 * rsc
+        r1 = _R1C * f1 * rsc
+        r2 = _R2C * f2 * rsc
+        tau1 = _T1C * f1
+        tau2 = _T2C * f2
+    else:
+        jr = _piece(zc, jr, _RLO, _RHI)
+        wr = (zc - _RX[jr]) / _RW[jr]
+        # a table constant in SOC is its constant (c + w 0 = c, as the reference's interpolation)
+        r0 = (_R0C if _R0K else (_R0Y[jr] + wr * _R0DY[jr])) * f0 * rsc
+        r1 = (_R1C if _R1K else (_R1Y[jr] + wr * _R1DY[jr])) * f1 * rsc
+        r2 = (_R2C if _R2K else (_R2Y[jr] + wr * _R2DY[jr])) * f2 * rsc
+        tau1 = (_T1C if _T1K else (_T1Y[jr] + wr * _T1DY[jr])) * f1
+        tau2 = (_T2C if _T2K else (_T2Y[jr] + wr * _T2DY[jr])) * f2
+    if _TAU1_FIXED:
+        a1, m1 = a1f, m1f
+    else:
+        y = -dt / tau1
+        dy = y - y1r
+        if not abs(dy) < _SMALL:
+            y1r = y
+            dy = 0.0
+            a1r = math.exp(y)
+            m1r = -math.expm1(y)
+        em = _expm1_small(dy)
+        a1, m1 = a1r + a1r * em, m1r - a1r * em
+    if _TAU2_FIXED:
+        a2, m2 = a2f, m2f
+    else:
+        y = -dt / tau2
+        dy = y - y2r
+        if not abs(dy) < _SMALL:
+            y2r = y
+            dy = 0.0
+            a2r = math.exp(y)
+            m2r = -math.expm1(y)
+        em = _expm1_small(dy)
+        a2, m2 = a2r + a2r * em, m2r - a2r * em
+    ph1 = m1 * tau1 * idt  # mean of exp(-t/tau) over the step
+    ph2 = m2 * tau2 * idt
+    pp1 = 0.5 * ph1 * (2.0 - m1)  # mean of exp(-2t/tau)
+    pp2 = 0.5 * ph2 * (2.0 - m2)
+    ph1x2 = 2.0 * ph1  # (2 x) y z = x y (2 z) exactly: scaling by 2 commutes with rounding
+    ph2x2 = 2.0 * ph2
+    g1 = 1.0 / r1
+    g2 = 1.0 / r2
+    cc1 = tau1 * g1
+    cc2 = tau2 * g2
+    return (jr, (xr, f0r, f1r, f2r, y1r, a1r, m1r, y2r, a2r, m2r),
+            (r0, r1, r2, g1, g2, a1, a2, ph1, ph2, pp1, pp2, cc1, cc2, ph1x2, ph2x2))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _clamp(i):
+    """The current ``i`` (A) within the current limits, and F_CUR if it was not."""
+    if i > _IMDIS:
+        return _IMDIS, _F_CUR
+    if i < -_IMCH:
+        return -_IMCH, _F_CUR
+    return i, 0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _put(k, flag, ic, vm, ve, qi, qr, qa, prc, z1, t1, v1e, v2e, o_v, o_vend, o_i, o_soc, o_t, o_v1, o_v2, o_qirr,
+         o_qrev, o_qamb, o_prc, o_p, o_flag):
+    """Store the outputs of step ``k`` (:func:`_step`)."""
+    o_v[k] = vm
+    o_vend[k] = ve
+    o_i[k] = ic
+    o_p[k] = vm * ic
+    o_qirr[k] = qi
+    o_qrev[k] = qr
+    o_qamb[k] = qa
+    o_prc[k] = prc
+    o_flag[k] = flag
+    o_soc[k] = z1
+    o_t[k] = t1 - 273.15
+    o_v1[k] = v1e
+    o_v2[k] = v2e
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _step(mode, rqk, ta, zc, j, orf, du, e0, v1c, v2c, tc, sp, dt, cq, idt, kz, z_dis, z_ch, ath, phg, tsafe):
+    """One step exactly (``twin.battery.cell.run_kernel``'s step): request ``rqk`` (A or W), ambient ``ta`` (K),
+    state at the step's start (SOC, OCV piece, OCV at T_ref and dU/dT there, ``e0 = OCV - v1 - v2``, RC voltages,
+    temperature), step parameters ``sp`` (:func:`_params`).
+
+    Returns the state at the step's end ``z, j, orf, du, e0, v1, v2, T``, the step's flag, and its outputs ``i, v,
+    v_end, q_irr, q_rev, q_amb, p_rc`` (:func:`_put` stores them; the step-by-step loop of :func:`_cell` does it
+    itself)."""
+    r0, r1, r2, g1, g2, a1, a2, ph1, ph2, pp1, pp2, cc1, cc2, ph1x2, ph2x2 = sp
+    dtk = tc - _TREF if _DU else 0.0  # only the OCV's temperature term needs it
+    if _DU:
+        ocv0 = orf + dtk * du
+        e0 = ocv0 - v1c - v2c
+    else:
+        ocv0 = orf
+    flag = 0
+    # ---- the requested current, then current and SOC limits
+    if mode == 0:
+        ic = rqk
+    else:
+        ic, pflag = _current_for_power(rqk, zc, j, ocv0, v1c, v2c, dt, cq, dtk, r0, r1, r2, ph1, ph2)
+        flag |= pflag
+    ic, fl = _clamp(ic)
+    flag |= fl
+    if not (z_dis < zc < z_ch):  # else the SOC limits cannot act: the exact tests below would pass
+        hi = zc * cq * idt
+        lo = -(1.0 - zc) * cq * idt
+        if ic > hi:
+            ic = max(hi, 0.0)
+            flag |= _F_SOC
+        elif ic < lo:
+            ic = min(lo, 0.0)
+            flag |= _F_SOC
+    # ---- the step; if it breaks a voltage or temperature limit, bisection on s in [0, 1] as the reference
+    z1, vm, ve, v1e, v2e, t1, qi, qr, qa, bits, o1, d1, j1, e1 = _eval(
+        ic, zc, j, ocv0, e0, v1c, v2c, tc, ta, dtk, kz, r0, r1, r2, g1, g2, a1, a2, ph1, ph2, pp1, pp2, cc1, cc2,
+        ath, phg, tsafe, ph1x2, ph2x2)
+    if bits != 0:
+        flag |= bits
+        ic, z1, vm, ve, v1e, v2e, t1, qi, qr, qa, fl, o1, d1, j1, e1 = _bisect(
+            ic, zc, j, ocv0, e0, v1c, v2c, tc, ta, dtk, kz, r0, r1, r2, g1, g2, a1, a2, ph1, ph2, pp1, pp2, cc1,
+            cc2, ath, phg, tsafe, ph1x2, ph2x2)
+        flag |= fl
+    prc = _p_rc(v1c, v2c, v1e, v2e, cc1, cc2, 0.5 * idt)
+    return z1, j1, o1, d1, e1, v1e, v2e, t1, flag, ic, vm, ve, qi, qr, qa, prc
+
+
+@njit(cache=True, error_model="numpy")
+def _exact_step(rqk, ta, zc, j, orf, du, e0, v1c, v2c, tc, sp, dt, cq, idt, kz, z_dis, z_ch, ath, phg, tsafe):
+    """:func:`_step` in current mode, out of line (the optimistic blocks call it seldom: a copy less to compile)."""
+    return _step(0, rqk, ta, zc, j, orf, du, e0, v1c, v2c, tc, sp, dt, cq, idt, kz, z_dis, z_ch, ath, phg, tsafe)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _p_rc(v10, v20, v1e, v2e, cc1, cc2, hidt):
+    """Mean power into the RC capacitors over a step (W), from the change of their energies."""
+    return (cc1 * (v1e * v1e - v10 * v10) + cc2 * (v2e * v2e - v20 * v20)) * hidt
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _opt_v(ic, z0, z1, v10, v20, v1e, v2e, e0, e1, t1, ox, ow, oy, ody, sp, tsafe):
+    """The terminal voltages and power of a step of an optimistic block, its states known (:func:`_block_outputs`):
+    ``v, v_end, p`` and the bits of the limit tests (as :func:`_eval` and :func:`_step`)."""
+    r0, r1, r2, g1, g2, a1, a2, ph1, ph2, pp1, pp2, cc1, cc2, ph1x2, ph2x2 = sp
+    wm = (0.5 * (z0 + z1) - ox) / ow  # _path in one piece: the mean OCV is the midpoint's
+    u = oy + wm * ody
+    _, v1m, _ = _rc(ic, v10, r1, a1, ph1, ph1x2, pp1, g1)
+    _, v2m, _ = _rc(ic, v20, r2, a2, ph2, ph2x2, pp2, g2)
+    ri = r0 * ic
+    vm = u - v1m - v2m - ri
+    ve = e1 - ri
+    return vm, ve, vm * ic, _limit_bits(e0 - ri, vm, ve, t1, v1e, v2e, cc1, cc2, tsafe)
+
+
+# rows of the scratch of an optimistic block (one flat array, the rows at constant offsets: loops over its rows need
+# no run-time alias checks, which LLVM gives up on beyond a few arrays, leaving the loop scalar): temperature (K),
+# OCV - v1 - v2 (V), SOC and RC voltages (V) at the steps' starts (and the block's end), each step's heat (W),
+# steady temperature (K), current (A) and limit bits
+_NW = 9
+# their length: a block's steps and its end, padded so that the rows lie 384 bytes apart modulo 4096 (rows a
+# multiple of 4 kB apart make loads wait on unrelated stores, "4K aliasing": 2.5 times slower passes)
+_NBW = (_NB + _ONE + np.uint64(463)) // np.uint64(512) * np.uint64(512) + np.uint64(48)
+_WT, _WE, _WZ, _WV1, _WV2, _WQI, _WTS, _WI, _WBAD = (np.uint64(r) * _NBW for r in range(_NW))
+
+
+@njit(cache=True, error_model="numpy")
+def _block_outputs(k0, s, e, ox, ow, oy, ody, w, sp, phg, tsafe, hidt, outs):
+    """The outputs of steps ``k0 + s .. k0 + e - 1`` of an optimistic block (:func:`_fast_current`), their states,
+    currents and heat known (in the scratch ``w``) and the OCV
+    piece the same at both ends of every step (anchor, width, OCV and rise ``ox, ow, oy, ody``), up to the first
+    step where a limit test fails; returns that step (``e`` if none). Elementwise, vectorised (simple loops,
+    unsigned indices, no calls; each loop reads the scratch and writes at most three output rows besides, for few
+    run-time alias checks)."""
+    r0, r1, r2, g1, g2, a1, a2, ph1, ph2, pp1, pp2, cc1, cc2, ph1x2, ph2x2 = sp
+    o_v, o_vend, o_i, o_soc, o_t, o_v1, o_v2, o_qirr, o_qrev, o_qamb, o_prc, o_p = outs
+    for i in range(s, e):
+        w1 = (w[_WZ + i + _ONE] - ox) / ow  # _path: the OCV at the step's end
+        w[_WE + i + _ONE] = oy + w1 * ody - w[_WV1 + i + _ONE] - w[_WV2 + i + _ONE]
+    nbad = 0
+    for i in range(s, e):
+        k = k0 + i
+        vm, ve, pw, bits = _opt_v(w[_WI + i], w[_WZ + i], w[_WZ + i + _ONE], w[_WV1 + i], w[_WV2 + i],
+                                  w[_WV1 + i + _ONE], w[_WV2 + i + _ONE], w[_WE + i], w[_WE + i + _ONE],
+                                  w[_WT + i + _ONE], ox, ow, oy, ody, sp, tsafe)
+        nbad |= bits
+        w[_WBAD + i] = bits
+        o_v[k] = vm
+        o_vend[k] = ve
+        o_p[k] = pw
+    f = e
+    if nbad != 0:
+        f = s
+        while w[_WBAD + f] == 0.0:
+            f += _ONE
+    for i in range(s, f):
+        k = k0 + i
+        v10 = w[_WV1 + i]
+        v20 = w[_WV2 + i]
+        v1e = w[_WV1 + i + _ONE]
+        v2e = w[_WV2 + i + _ONE]
+        o_qamb[k] = _q_amb(w[_WQI + i], w[_WTS + i], w[_WT + i], phg)
+        o_prc[k] = _p_rc(v10, v20, v1e, v2e, cc1, cc2, hidt)
+        o_t[k] = w[_WT + i + _ONE] - 273.15
+    for i in range(s, f):
+        o_qirr[k0 + i] = w[_WQI + i]
+        o_qrev[k0 + i] = 0.0
+    return f
+
+
+@njit(cache=True, error_model="numpy")
+def _block_start(rq, o_i, o_flag, w, k0, n):
+    """The requests of steps ``k0 .. k0 + n - 1`` within the current limits (also into the block's scratch ``w``),
+    and their flags (vectorised)."""
+    for i in range(n):
+        ic, fl = _clamp(rq[k0 + i])
+        o_i[k0 + i] = ic
+        o_flag[k0 + i] = fl
+        w[_WI + i] = ic
+
+
+@njit(cache=True, error_model="numpy")
+def _block_heat(k0, m, tar, tconst, w, sp):
+    """Heat (W) and steady temperature (K) of the first ``m`` steps of an optimistic block from ``k0``, their
+    currents and RC voltages known (in its scratch ``w``), into ``w`` (vectorised)."""
+    r0, r1, r2, g1, g2, a1, a2, ph1, ph2, pp1, pp2, cc1, cc2, ph1x2, ph2x2 = sp
+    for i in range(m):
+        ic = w[_WI + i]
+        _, _, l1 = _rc(ic, w[_WV1 + i], r1, a1, ph1, ph1x2, pp1, g1)
+        _, _, l2 = _rc(ic, w[_WV2 + i], r2, a2, ph2, ph2x2, pp2, g2)
+        w[_WQI + i] = _q_irr(r0 * ic, ic, 0.0, l1, l2)
+    ta = tar[0]
+    if tconst:
+        for i in range(m):
+            w[_WTS + i] = _t_steady(w[_WQI + i], ta)
+    else:
+        for i in range(m):
+            w[_WTS + i] = _t_steady(w[_WQI + i], tar[k0 + i])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _zlim(j, z_dis, z_ch):
+    """Bounds of the SOC within which the next step stays in OCV piece ``j`` and the SOC limits cannot act."""
+    return max(_OLO[j], z_dis), min(_OHI[j], z_ch)
+
+
+@njit(cache=True, error_model="numpy")
+def _block_states(k0, n, zb, jb, v1b, v2b, kz, sp, z_dis, z_ch, o_soc, o_v1, o_v2, ws, pcs, pcj, w, mt, tp, ath):
+    """The states (SOC, RC voltages) at the ends of steps ``k0 .. k0 + n - 1`` of an optimistic block from
+    ``zb, jb, v1b, v2b`` into the output rows and the block's scratch ``ws`` (currents there), as if no SOC,
+    voltage or temperature limit acted, to the first step
+    after which the SOC limits might act; its steps that leave their OCV piece into ``pcs`` and the piece they end in
+    into ``pcj``. Together (in one loop: the two recurrences' latencies overlap), the temperatures (K) at the ends of
+    the first ``mt`` steps of the block before from ``tp`` into its scratch ``w`` (its steady temperatures there).
+    A function of its own, so that the loop's recurrences stay in registers.
+
+    Returns the steps stepped, the number of piece changes, the state at the end and the last temperature."""
+    r0, r1, r2, g1, g2, a1, a2, ph1, ph2, pp1, pp2, cc1, cc2, ph1x2, ph2x2 = sp
+    m = n
+    npc = np.uint64(0)
+    zlo, zhi = _zlim(jb, z_dis, z_ch)
+    it = np.uint64(0)
+    ws[_WZ] = zb
+    ws[_WV1] = v1b
+    ws[_WV2] = v2b
+    for i in range(n):
+        if it < mt:
+            tp = _t_end(w[_WTS + it], tp, ath)
+            it += _ONE
+            w[_WT + it] = tp
+        kk = k0 + i
+        ic = ws[_WI + i]
+        z1 = zb - ic * kz
+        v1b = _rc(ic, v1b, r1, a1, ph1, ph1x2, pp1, g1)[0]
+        v2b = _rc(ic, v2b, r2, a2, ph2, ph2x2, pp2, g2)[0]
+        zb = z1
+        o_soc[kk] = z1
+        o_v1[kk] = v1b
+        o_v2[kk] = v2b
+        ws[_WZ + i + _ONE] = z1
+        ws[_WV1 + i + _ONE] = v1b
+        ws[_WV2 + i + _ONE] = v2b
+        if not (zlo < z1 < zhi):
+            j1 = _piece(z1, jb, _OLO, _OHI)
+            if j1 != jb:
+                pcs[npc] = i
+                pcj[npc] = j1
+                npc += _ONE
+                jb = j1
+                zlo, zhi = _zlim(jb, z_dis, z_ch)
+            if not (z_dis < z1 < z_ch):
+                m = i + _ONE
+                break
+    while it < mt:
+        tp = _t_end(w[_WTS + it], tp, ath)
+        it += _ONE
+        w[_WT + it] = tp
+    return m, npc, zb, jb, v1b, v2b, tp
+
+
+@njit(cache=True, error_model="numpy")
+def _fast_current(rq, tar, tmask, zc, j, orf, du, e0, v1c, v2c, tc, sp, dt, cq, idt, kz, z_dis, z_ch, ath, phg, tsafe,
+                  outs, o_flag):
+    """Current mode with step parameters that do not depend on the state, in optimistic blocks (module docstring):
+    the same steps and numbers as the step-by-step loop of :func:`_cell`. Returns the final SOC, RC voltages and
+    temperature (K)."""
+    o_v, o_vend, o_i, o_soc, o_t, o_v1, o_v2, o_qirr, o_qrev, o_qamb, o_prc, o_p = outs
+    nt = np.uint64(rq.size)
+    tconst = tmask == 0
+    tmu = np.uint64(0) if tconst else ~np.uint64(0)
+    hidt = 0.5 * idt
+    # two blocks in flight: P (temperatures and outputs being completed) and B (the next one, its SOC and RC
+    # voltages stepped together with P's temperatures: two short recurrences in one loop, their latencies overlap)
+    wp = np.empty(_NW * _NBW)  # scratch of P (rows _W*)
+    wb = np.empty(_NW * _NBW)
+    pcp = np.empty(_NB, np.uint64)  # the steps of P that leave their OCV piece
+    pjp = np.empty(_NB, np.uint64)  # the piece they end in
+    pcb = np.empty(_NB, np.uint64)
+    pjb = np.empty(_NB, np.uint64)
+    k = np.uint64(0)
+    nb = _NB
+    exact = True  # the first step: the optimistic passes read the state at a step's start from the last step
+    while k < nt:
+        if exact:
+            zc, j, orf, du, e0, v1c, v2c, tc, flag, ic, vm, ve, qi, qr, qa, prc = _exact_step(
+                rq[k], tar[k & tmu], zc, j, orf, du, e0, v1c, v2c, tc, sp, dt, cq, idt, kz, z_dis, z_ch, ath, phg,
+                tsafe)
+            _put(k, flag, ic, vm, ve, qi, qr, qa, prc, zc, tc, v1c, v2c, o_v, o_vend, o_i, o_soc, o_t, o_v1, o_v2,
+                 o_qirr, o_qrev, o_qamb, o_prc, o_p, o_flag)
+            k += _ONE
+            if flag & _F_LIM:  # a limit acted: go on step by step, then with short blocks
+                nb = _NB0
+            else:
+                exact = not (z_dis < zc < z_ch)
+            continue
+        # ---- block P from k: its states (SOC, RC voltages) as if no SOC, voltage or temperature limit acted
+        k0p = k
+        n1p = min(nb, nt - k0p)
+        nb = min(nb + nb, _NB)
+        _block_start(rq, o_i, o_flag, wp, k0p, n1p)
+        jp = j  # P's OCV piece at its start
+        mp, npcp, zb, jb, v1b, v2b, _ = _block_states(k0p, n1p, zc, j, v1c, v2c, kz, sp, z_dis, z_ch, o_soc, o_v1, o_v2,
+                                                      wp, pcp, pjp, wp, _ZERO, tc, ath)
+        _block_heat(k0p, mp, tar, tconst, wp, sp)
+        wp[_WT] = tc
+        wp[_WE] = e0
+        while True:
+            # ---- P's temperatures, and the states of the next block B if P ran to its end
+            k0b = k0p + mp
+            haveb = mp == n1p and k0b < nt
+            n1b = np.uint64(0)
+            if haveb:
+                n1b = min(nb, nt - k0b)
+                nb = min(nb + nb, _NB)
+                _block_start(rq, o_i, o_flag, wb, k0b, n1b)
+            mb, npcb, zb, jb, v1b, v2b, _ = _block_states(k0b, n1b, zb, jb, v1b, v2b, kz, sp, z_dis, z_ch, o_soc, o_v1,
+                                                          o_v2, wb, pcb, pjb, wp, mp, tc, ath)
+            # ---- P's outputs and limit tests, elementwise between the steps that leave their OCV piece (those
+            # exactly), up to the first step where a limit acts
+            stop = mp  # the steps before stop are final
+            failed = False
+            done = False  # the state at stop is set (by an exact step)
+            s = np.uint64(0)
+            js = jp
+            q = np.uint64(0)
+            while True:
+                e = pcp[q] if q < npcp else mp
+                if e > s:
+                    f = _block_outputs(k0p, s, e, _OX[js], _OW[js], _OY[js], _ODY[js], wp, sp, phg, tsafe, hidt, outs)
+                    if f < e:
+                        stop = f
+                        failed = True
+                        break
+                if q == npcp:
+                    break
+                kk = k0p + e
+                zs = o_soc[kk - _ONE]
+                orf_s = _OY[js] + (zs - _OX[js]) / _OW[js] * _ODY[js]
+                z1, j1, o1, d1, e1, v1e, v2e, t1, flag, ic, vm, ve, qi, qr, qa, prc = _exact_step(
+                    rq[kk], tar[kk & tmu], zs, js, orf_s, 0.0, wp[_WE + e], o_v1[kk - _ONE], o_v2[kk - _ONE],
+                    wp[_WT + e], sp, dt, cq, idt, kz, z_dis, z_ch, ath, phg, tsafe)
+                _put(kk, flag, ic, vm, ve, qi, qr, qa, prc, z1, t1, v1e, v2e, o_v, o_vend, o_i, o_soc, o_t, o_v1,
+                     o_v2, o_qirr, o_qrev, o_qamb, o_prc, o_p, o_flag)
+                if flag & _F_LIM:
+                    stop = e + _ONE
+                    failed = done = True
+                    zc, j, orf, du, e0, v1c, v2c, tc = z1, j1, o1, d1, e1, v1e, v2e, t1
+                    break
+                wp[_WE + e + _ONE] = e1
+                js = j1
+                s = e + _ONE
+                q += _ONE
+            # ---- the state at stop
+            if not done and stop > 0:
+                kk = k0p + stop - _ONE
+                zc, v1c, v2c, tc, e0, j = o_soc[kk], o_v1[kk], o_v2[kk], wp[_WT + stop], wp[_WE + stop], js
+                orf = _OY[j] + (zc - _OX[j]) / _OW[j] * _ODY[j]
+            k = k0p + stop
+            if failed:  # B is void: on step by step from stop
+                exact = True
+                nb = _NB0
+                break
+            if not haveb:
+                exact = mp < n1p  # the SOC limits may act
+                break
+            # ---- B becomes P
+            _block_heat(k0b, mb, tar, tconst, wb, sp)
+            wb[_WT] = tc
+            wb[_WE] = e0
+            wp, wb = wb, wp
+            pcp, pcb = pcb, pcp
+            pjp, pjb = pjb, pjp
+            k0p, n1p, mp, npcp, jp = k0b, n1b, mb, npcb, j
+    return zc, v1c, v2c, tc
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _cell(mode, fast, c, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag):
+    """Step cell ``c`` over all steps (``twin.battery.cell.run_kernel`` for one cell, the parameter set compiled in);
+    ``fast``: in current mode, the optimistic blocks of :func:`_fast_current` where the parameter set allows."""
     nt = req.shape[1]
     rq = req[c if req.shape[0] > 1 else 0]
     tar = tamb[c if tamb.shape[0] > 1 else 0]
     tmask = -1 if tamb.shape[1] > 1 else 0  # (n or 1, 1): one ambient for every step (index k & 0)
-    o_v, o_vend, o_i, o_soc, o_t, o_v1, o_v2, o_qirr, o_qrev, o_qamb, o_prc, o_p = (
-        o[0, c], o[1, c], o[2, c], o[3, c], o[4, c], o[5, c], o[6, c], o[7, c], o[8, c], o[9, c], o[10, c], o[11, c])
+    outs = (o[0, c], o[1, c], o[2, c], o[3, c], o[4, c], o[5, c], o[6, c], o[7, c], o[8, c], o[9, c], o[10, c],
+            o[11, c])  # v, v_end, i, soc, t_degc, v1, v2, q_irr, q_rev, q_amb, p_rc, p
+    o_v, o_vend, o_i, o_soc, o_t, o_v1, o_v2, o_qirr, o_qrev, o_qamb, o_prc, o_p = outs
     o_flag = oflag[c]
     cq = _CQ * cap_scale[c]
     rsc = r_scale[c]
@@ -477,12 +995,10 @@ def _cell(mode, c, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag):
     orf = _OY[j] + w0 * _ODY[j]  # OCV at T_ref and dU/dT at the SOC of the step's start
     du = _DY[j] + w0 * _DDY[j] if _DU else 0.0
     jr = _piece(zc, _ONE, _RLO, _RHI)
-    s1c, s2c = v1c * v1c, v2c * v2c
     # above z_dis a step at the largest discharge current leaves charge, below z_ch one at the largest charge
     # current leaves room (margin 1e-9 relative for rounding)
     z_dis = _IMDIS * kz * (1.0 + 1e-9)
     z_ch = 1.0 - _IMCH * kz * (1.0 + 1e-9)
-    hidt = 0.5 * idt
     e0 = orf - v1c - v2c  # OCV - v1 - v2 (V), carried from step to step when the OCV has no temperature term
     tsafe = -math.inf
     if not (_A1 or _A2) and rsc > 0.0:
@@ -494,168 +1010,67 @@ def _cell(mode, c, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag):
         tsafe = _TMAX - 0.5 * (_C1MAX / rsc * vb1 * vb1 + _C2MAX / rsc * vb2 * vb2) / _CTH * 1.001 - 1e-9
         if not tsafe < _TMAX:  # NaN or no margin: test exactly every step
             tsafe = -math.inf
-    xr = np.nan
-    f0r = f1r = f2r = 1.0
-    y1r = y2r = np.nan
-    a1r = m1r = a2r = m2r = 0.0
-    for k in range(nt):
-        ta = tar[k & tmask]
-        # parameters at the step's initial SOC and temperature (Arrhenius, Taylor-cached exp as the reference)
-        f0 = f1 = f2 = 1.0
-        if _ARR:
-            x = 1.0 / tc - itref
-            dx = x - xr
-            if not abs(dx) * _EMAX < _SMALL:
-                xr = x
-                dx = 0.0
-                f0r = math.exp(_E0 * x)
-                f1r = math.exp(_E1 * x)
-                f2r = f1r if _E12 else math.exp(_E2 * x)
-            if _A0:
-                f0 = f0r + f0r * _expm1_small(_E0 * dx)
-            if _A1:
-                f1 = f1r + f1r * _expm1_small(_E1 * dx)
-            if _A2:
-                f2 = f1 if _E12 else f2r + f2r * _expm1_small(_E2 * dx)
-        if _RCONST:
-            r0 = _R0C * f0 * rsc
-            r1 = _R1C * f1 * rsc
-            r2 = _R2C * f2 * rsc
-            tau1 = _T1C * f1
-            tau2 = _T2C * f2
-        else:
-            jr = _piece(zc, jr, _RLO, _RHI)
-            wr = (zc - _RX[jr]) / _RW[jr]
-            # a table constant in SOC is its constant (c + w 0 = c, as the reference's interpolation)
-            r0 = (_R0C if _R0K else (_R0Y[jr] + wr * _R0DY[jr])) * f0 * rsc
-            r1 = (_R1C if _R1K else (_R1Y[jr] + wr * _R1DY[jr])) * f1 * rsc
-            r2 = (_R2C if _R2K else (_R2Y[jr] + wr * _R2DY[jr])) * f2 * rsc
-            tau1 = (_T1C if _T1K else (_T1Y[jr] + wr * _T1DY[jr])) * f1
-            tau2 = (_T2C if _T2K else (_T2Y[jr] + wr * _T2DY[jr])) * f2
-        if _TAU1_FIXED:
-            a1, m1 = a1f, m1f
-        else:
-            y = -dt / tau1
-            dy = y - y1r
-            if not abs(dy) < _SMALL:
-                y1r = y
-                dy = 0.0
-                a1r = math.exp(y)
-                m1r = -math.expm1(y)
-            em = _expm1_small(dy)
-            a1, m1 = a1r + a1r * em, m1r - a1r * em
-        if _TAU2_FIXED:
-            a2, m2 = a2f, m2f
-        else:
-            y = -dt / tau2
-            dy = y - y2r
-            if not abs(dy) < _SMALL:
-                y2r = y
-                dy = 0.0
-                a2r = math.exp(y)
-                m2r = -math.expm1(y)
-            em = _expm1_small(dy)
-            a2, m2 = a2r + a2r * em, m2r - a2r * em
-        ph1 = m1 * tau1 * idt  # mean of exp(-t/tau) over the step
-        ph2 = m2 * tau2 * idt
-        pp1 = 0.5 * ph1 * (2.0 - m1)  # mean of exp(-2t/tau)
-        pp2 = 0.5 * ph2 * (2.0 - m2)
-        ph1x2 = 2.0 * ph1  # (2 x) y z = x y (2 z) exactly: scaling by 2 commutes with rounding
-        ph2x2 = 2.0 * ph2
-        g1 = 1.0 / r1
-        g2 = 1.0 / r2
-        cc1 = tau1 * g1
-        cc2 = tau2 * g2
-        dtk = tc - _TREF if _DU else 0.0  # only the OCV's temperature term needs it
-        if _DU:
-            ocv0 = orf + dtk * du
-            e0 = ocv0 - v1c - v2c
-        else:
-            ocv0 = orf
-        flag = 0
-        # ---- the requested current, then current and SOC limits
-        if mode == 0:
-            ic = rq[k]
-        else:
-            ic, pflag = _current_for_power(rq[k], zc, j, ocv0, v1c, v2c, dt, cq, dtk, r0, r1, r2, ph1, ph2)
-            flag |= pflag
-        if ic > _IMDIS:
-            ic = _IMDIS
-            flag |= _F_CUR
-        elif ic < -_IMCH:
-            ic = -_IMCH
-            flag |= _F_CUR
-        if not (z_dis < zc < z_ch):  # else the SOC limits cannot act: the exact tests below would pass
-            hi = zc * cq * idt
-            lo = -(1.0 - zc) * cq * idt
-            if ic > hi:
-                ic = max(hi, 0.0)
-                flag |= _F_SOC
-            elif ic < lo:
-                ic = min(lo, 0.0)
-                flag |= _F_SOC
-        # ---- the step; if it breaks a voltage or temperature limit, bisection on s in [0, 1] as the reference
-        z1, vm, ve, v1e, v2e, t1, qi, qr, qa, bits, o1, d1, j1, e1 = _eval(
-            ic, zc, j, ocv0, e0, v1c, v2c, tc, ta, dtk, kz, r0, r1, r2, g1, g2, a1, a2, ph1, ph2, pp1, pp2, cc1, cc2,
-            ath, phg, tsafe, ph1x2, ph2x2)
-        if bits != 0:
-            flag |= bits
-            ic, z1, vm, ve, v1e, v2e, t1, qi, qr, qa, fl, o1, d1, j1, e1 = _bisect(
-                ic, zc, j, ocv0, e0, v1c, v2c, tc, ta, dtk, kz, r0, r1, r2, g1, g2, a1, a2, ph1, ph2, pp1, pp2, cc1,
-                cc2, ath, phg, tsafe, ph1x2, ph2x2)
-            flag |= fl
-        s1 = v1e * v1e
-        s2 = v2e * v2e
-        o_prc[k] = (cc1 * (s1 - s1c) + cc2 * (s2 - s2c)) * hidt  # the squares at the start carried
-        s1c, s2c = s1, s2
-        o_v[k] = vm
-        o_vend[k] = ve
-        o_i[k] = ic
-        o_p[k] = vm * ic
-        o_qirr[k] = qi
-        o_qrev[k] = qr
-        o_qamb[k] = qa
-        o_flag[k] = flag
-        zc, v1c, v2c, tc, j, orf, du, e0 = z1, v1e, v2e, t1, j1, o1, d1, e1
-        o_soc[k] = zc
-        o_t[k] = tc - 273.15
-        o_v1[k] = v1c
-        o_v2[k] = v2c
+    cache = (np.nan, 1.0, 1.0, 1.0, np.nan, 0.0, 0.0, np.nan, 0.0, 0.0)  # Taylor anchors of _params
+    if _FAST and mode == 0 and fast:
+        jr, cache, sp = _params(zc, tc, jr, cache, rsc, dt, idt, itref, a1f, m1f, a2f, m2f)  # the same every step
+        zc, v1c, v2c, tc = _fast_current(rq, tar, tmask, zc, j, orf, du, e0, v1c, v2c, tc, sp, dt, cq, idt, kz, z_dis,
+                                         z_ch, ath, phg, tsafe, outs, o_flag)
+    else:
+        for k in range(nt):
+            # parameters at the step's initial SOC and temperature
+            jr, cache, sp = _params(zc, tc, jr, cache, rsc, dt, idt, itref, a1f, m1f, a2f, m2f)
+            zc, j, orf, du, e0, v1c, v2c, tc, flag, ic, vm, ve, qi, qr, qa, prc = _step(
+                mode, rq[k], tar[k & tmask], zc, j, orf, du, e0, v1c, v2c, tc, sp, dt, cq, idt, kz, z_dis, z_ch, ath,
+                phg, tsafe)
+            # _put written out: the arrays are bound once, outside the loop (reference counting out of the loop)
+            o_v[k] = vm
+            o_vend[k] = ve
+            o_i[k] = ic
+            o_p[k] = vm * ic
+            o_qirr[k] = qi
+            o_qrev[k] = qr
+            o_qamb[k] = qa
+            o_prc[k] = prc
+            o_flag[k] = flag
+            o_soc[k] = zc
+            o_t[k] = tc - 273.15
+            o_v1[k] = v1c
+            o_v2[k] = v2c
     z[c], v1[c], v2[c], tk[c] = zc, v1c, v2c, tc
 
 
 @njit(cache=True, error_model="numpy")
-def _cell_current(c, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag):
-    _cell(0, c, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag)
+def _cell_current(c, fast, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag):
+    _cell(0, fast, c, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag)
 
 
 @njit(cache=True, error_model="numpy")
 def _cell_power(c, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag):
-    _cell(1, c, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag)
+    _cell(1, False, c, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag)
 
 
 @njit(cache=True, error_model="numpy")
 def run_serial(mode, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag):
     """Step ``n`` cells one after another on the calling thread (arguments as :func:`run_parallel`)."""
     for c in range(z.size):
-        if mode == 0:
-            _cell_current(c, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag)
-        else:
+        if mode == 1:
             _cell_power(c, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag)
+        else:
+            _cell_current(c, mode == 0, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def run_parallel(mode, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag):
     """Step ``n`` independent cells over ``nt`` steps of ``dt`` s on numba's threads; states updated in place.
 
-    ``mode`` 0: ``req`` in A, 1: in W (positive discharging), shape (1 or n, nt); ``tamb`` (1 or n, nt) in K;
-    ``z, v1, v2, tk`` (n,) initial SOC, RC voltages (V), temperature (K); ``cap_scale, r_scale`` (n,);
-    ``o`` (12, n, nt): the float outputs in the order of ``twin.battery.cell._FLOAT_OUT`` (``t_degc`` in degC),
-    then ``p``; ``oflag`` (n, nt) int32.
+    ``mode`` 0: ``req`` in A, 1: in W (positive discharging), 2: in A, step by step (``_MODE_CURRENT_EXACT``);
+    shape (1 or n, nt); ``tamb`` (1 or n, nt) in K; ``z, v1, v2, tk`` (n,) initial SOC, RC voltages (V),
+    temperature (K); ``cap_scale, r_scale`` (n,); ``o`` (12, n, nt): the float outputs in the order of
+    ``twin.battery.cell._FLOAT_OUT`` (``t_degc`` in degC), then ``p``; ``oflag`` (n, nt) int32.
     """
     for c in prange(z.size):
         ci = np.int64(c)  # prange's index is unsigned
-        if mode == 0:
-            _cell_current(ci, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag)
-        else:
+        if mode == 1:
             _cell_power(ci, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag)
+        else:
+            _cell_current(ci, mode == 0, req, tamb, dt, z, v1, v2, tk, cap_scale, r_scale, o, oflag)
