@@ -15,7 +15,7 @@ rearrangements that would shorten the step are not used on those quantities.
 Why a second kernel: the reference kernel (:func:`twin.battery.cell.run_kernel`) is generic in the parameter set
 (tables passed as arrays and searched by bisection every step, every step parameter evaluated afresh) and is written
 for many cells stepped together; one cell for a day at 1 s takes it 7-13 ms, where the battery issue asks for 1,000
-times PyBaMM's Thevenin model (about 1.2 s here), i.e. about 1 ms. One cell is a sequential recurrence, and the
+times PyBaMM's Thevenin model (0.7-1.2 s here), i.e. under 1 ms. One cell is a sequential recurrence, and the
 dependency chains per step are short (a few multiply-adds each for SOC, RC voltages and temperature), so what
 counts is the number of operations per step:
 
