@@ -344,7 +344,7 @@ def _p1(z, t, v1, v2, kz, qdt, rs, oa, ob, da, db, r0ca, r0cb, r1ca, r1cb, t1ca,
         bcb, bda, bdb, tca, tcb, tda, tdb, r0o, r1o, r2o, m1o, m2o, ph1o, ph2o, c1o, c2o, ocvo, duo, dcur, dvol, ccur,
         cvol, xo, f0o, f1o, f2o, y1o, y2o, kc):
     """Every element's step parameters and bounds at the state, the exponentials evaluated afresh (Arrhenius,
-    REFERENCE.md; exact RC update); returns the sums of e_m and g_m. The element loop of _p2 updates the same
+    REFERENCE.md; exact RC update); returns the sums of e_m and g_m. The element loop of _p3 updates the same
     exponentials from these by their change (rows xo .. y2o)."""
     kt = (kc[0], kc[1], kc[2], kc[3], kc[4], kc[5], kc[6], kc[7], kc[8], kc[9], kc[10], kc[11], kc[12], kc[13],
           kc[14], kc[15], kc[16], kc[17], kc[18], kc[19], kc[20], kc[21], kc[22])
@@ -387,8 +387,8 @@ def _p2(z, t, v1, v2, zn, tn, v1n, v2n, kz, cu, cd, oa, ob, da, db, r0a, r1a, r2
     """Exact step of each element at cell current ``ii`` (see the module docstring of twin.battery.cell), from the
     parameters in r0a .. dua; the new state goes to zn .. v2n. Returns the sums over the elements of v_mean, q_irr,
     q_rev, p_rc and the Gibbs release (W), and the number of elements that break a limit. The next step's
-    parameters are _p3's: in one loop with this one, the loop held too many values for the registers (about 10 %
-    slower)."""
+    parameters and bounds are _p3's and _p4's (in one loop with this one, the loop held too many values for the
+    registers: 12 instead of 10 ns per cell-step)."""
     kt = (kc[0], kc[1], kc[2], kc[3], kc[4], kc[5], kc[6], kc[7], kc[8], kc[9], kc[10], kc[11], kc[12], kc[13],
           kc[14], kc[15], kc[16], kc[17], kc[18], kc[19], kc[20], kc[21], kc[22])
     dt = kt[K_DT]
@@ -614,9 +614,9 @@ def _p1_rack(P, p, kc, n):
 
 @njit(cache=True, error_model="numpy", fastmath=True, _nrt=False)
 def _p2_rack(P, p, ii, hs, tr, kc, nextp, rec, n):
-    """_p2 on rack P (state buffer p), then with ``nextp`` _p3 at the new state (buffer 1 - p); returns their sums
-    and counts as _p2 (e_m and g_m 0 without ``nextp``). Callers pass ``rec`` as a literal: numba then compiles a
-    variant of _p2 without the other's branch (with a run-time flag LLVM does not vectorise its loop)."""
+    """_p2 on rack P (state buffer p), then with ``nextp`` _p3 and _p4 at the new state (buffer 1 - p); returns
+    their sums and counts (e_m and g_m 0 without ``nextp``). Callers pass ``rec`` as a literal: numba then compiles
+    a variant of _p2 without the recording branch (with a run-time flag LLVM does not vectorise its loop)."""
     q = 1 - p
     s_v, s_qi, s_qr, s_prc, s_dg, codes = _p2(
         P[W_Z + p, :n], P[W_T + p, :n], P[W_V1 + p, :n], P[W_V2 + p, :n], P[W_Z + q, :n], P[W_T + q, :n],

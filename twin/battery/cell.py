@@ -47,9 +47,10 @@ Performance: about 1e7 cell-steps/s on one thread in current mode and about half
 the 2-core AMD EPYC development machine, 1000 cells x 8640 steps at 1 s). This is the single-cell reference kernel,
 generic in the parameter set (limits by bisection on the exact step; calibration uses it). The same model compiled
 for one parameter set, for one or a few cells, is :class:`twin.battery.fastcell.CompiledCell` (the same numbers, a
-day at 1 s in about 1 ms; the PyBaMM comparison uses it); systems of many cells run in :mod:`twin.battery.system`,
-whose kernel steps the same model vectorised across cells (about 8e7 cell-steps/s on one thread with racks coupled,
-thermal network and BMS; the two agree to 0.01 uV, tests/test_battery_system.py).
+day at 1 s in about 0.6 ms for a constant-parameter cell and 5 ms for the full seed cell; the PyBaMM comparison uses
+it); systems of many cells run in :mod:`twin.battery.system`, whose kernel steps the same model vectorised across
+cells (about 1e8 cell-steps/s on one thread with racks coupled, thermal network and BMS; the two agree to 0.01 uV,
+tests/test_battery_system.py).
 
 References
 ----------
